@@ -1,0 +1,102 @@
+"""Start auth, gateway, converter and notification as threads of this process.
+
+The same app factories and consumers as the images, served by werkzeug's threaded server instead
+of gunicorn. Ports may be 0 (the tests): the gateway is pointed at wherever auth really listens.
+"""
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+import requests
+from werkzeug.serving import make_server
+
+from auth.app import create_app as create_auth_app
+from auth.app import ensure_admin
+from auth.database import engine_for
+from auth.users import UserStore
+from common import storage
+from common.settings import AuthSettings, ConverterSettings, GatewaySettings, NotificationSettings, load
+from converter.__main__ import consumer as converter_consumer
+from devstack.database import prepare
+from gateway.__main__ import build as build_gateway
+from notification.__main__ import consumer as notification_consumer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stack:
+    gateway_url: str
+    auth_url: str
+    _stop: threading.Event
+    _servers: list
+    _threads: list = field(default_factory=list)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                last = requests.get(f"{self.gateway_url}/readyz", timeout=5)
+                if last.status_code == 200:
+                    return
+            except requests.RequestException as error:
+                last = error
+            time.sleep(0.2)
+        raise TimeoutError(f"the stack did not become ready in {timeout} s: {getattr(last, 'text', last)}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        for server in self._servers:
+            server.shutdown()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+
+def _serve(app, port: int, name: str, threads: list):
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    thread.start()
+    threads.append(thread)
+    return server
+
+
+def start(*, auth_port: int | None = None, gateway_port: int | None = None, converters: int = 1) -> Stack:
+    """Start everything from the environment (already holding .env's values); return once listening."""
+    auth_settings = load(AuthSettings)
+    prepare(auth_settings)
+    store = UserStore(engine_for(auth_settings))
+    ensure_admin(store, auth_settings)
+    threads: list = []
+    auth_server = _serve(create_auth_app(auth_settings, store),
+                         auth_settings.auth_port if auth_port is None else auth_port, "auth", threads)
+    auth_url = f"http://127.0.0.1:{auth_server.server_port}"
+
+    gateway_settings = load(GatewaySettings, auth_svc_address=auth_url)
+    if gateway_port is None:
+        gateway_port = gateway_settings.gateway_port
+    gateway_server = _serve(build_gateway(gateway_settings), gateway_port, "gateway", threads)
+
+    stop = threading.Event()
+    converter_settings = load(ConverterSettings)
+    notification_settings = load(NotificationSettings)
+    db = storage.connect(converter_settings.mongodb_uri, converter_settings.mongodb_db)
+    consumers = [converter_consumer(converter_settings, db) for _ in range(converters)]
+    consumers.append(notification_consumer(notification_settings, db))
+    for index, consumer in enumerate(consumers):
+        thread = threading.Thread(target=consumer.run, args=(stop,), name=f"{consumer.queue}-{index}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    return Stack(gateway_url=f"http://127.0.0.1:{gateway_server.server_port}", auth_url=auth_url,
+                 _stop=stop, _servers=[auth_server, gateway_server], _threads=threads)
+
+
+def apply_dotenv(path) -> None:
+    """Variables from .env, where the environment does not set them already."""
+    from dotenv import dotenv_values
+
+    for name, value in dotenv_values(path).items():
+        os.environ.setdefault(name, value or "")

@@ -1,0 +1,1 @@
+"""auth: checks users' passwords against MySQL and issues and validates JWTs."""

@@ -1,0 +1,23 @@
+"""python -m auth: the auth service under gunicorn."""
+
+from auth.app import create_app, ensure_admin
+from auth.database import engine_for
+from auth.users import UserStore
+from common.service import serve_http
+from common.settings import AuthSettings, load
+
+
+def main() -> None:
+    settings = load(AuthSettings)
+
+    def app():
+        store = UserStore(engine_for(settings))
+        ensure_admin(store, settings)
+        return create_app(settings, store)
+
+    serve_http(app, port=settings.auth_port, workers=settings.http_workers, threads=settings.http_threads,
+               reload=settings.dev_reload, log_level=settings.log_level)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""What the four services share: settings, logging, queue topology, storage and jobs."""

@@ -1,0 +1,156 @@
+"""A RabbitMQ consumer that keeps its connection alive during long work and never loses a message.
+
+The connection's thread only does I/O: it services heartbeats and settles deliveries. The handler
+runs in a worker thread, one message at a time (prefetch 1). A delivery is acked only after the
+handler has stored its result and its follow-up messages are confirmed by the broker; anything
+else hands it back or dead-letters it. When the broker goes away the consumer reconnects with
+backoff; on stop it finishes or hands back the current message within a grace period.
+"""
+
+import contextlib
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pika
+from pika.exceptions import AMQPError
+
+from common.broker import Action, Outcome, connection_parameters, declare_topology, publish
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5
+MAX_BACKOFF_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    body: bytes
+    redelivered: bool
+
+
+# A handler gets the delivery and an event that is set when it should give up early
+# (shutdown, or the connection that delivered the message is gone).
+Handler = Callable[[Delivery, threading.Event], Outcome]
+
+
+@dataclass
+class _Work:
+    tag: int
+    thread: threading.Thread | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    settled: bool = False
+
+
+class Consumer:
+    def __init__(self, *, url: str, queue: str, queues, handler: Handler,
+                 heartbeat_file: str = "", shutdown_grace_seconds: float = 20.0):
+        self.queue = queue
+        self._url = url
+        self._queues = tuple(queues)
+        self._handler = handler
+        self._heartbeat = Path(heartbeat_file) if heartbeat_file else None
+        self._grace = shutdown_grace_seconds
+        self._work: _Work | None = None
+        self.consuming = threading.Event()
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until `stop` is set, reconnecting whenever the broker goes away."""
+        backoff = 0.5
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                self._serve(stop)
+            except AMQPError as error:
+                if time.monotonic() - started > MAX_BACKOFF_SECONDS:
+                    backoff = 0.5
+                log.warning("RabbitMQ connection lost; reconnecting",
+                            extra={"queue": self.queue, "error": repr(error), "retry_in_s": backoff})
+                stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        log.info("consumer stopped", extra={"queue": self.queue})
+
+    def _serve(self, stop: threading.Event) -> None:
+        connection = pika.BlockingConnection(connection_parameters(self._url))
+        try:
+            channel = connection.channel()
+            declare_topology(channel, self._queues)
+            channel.basic_qos(prefetch_count=1)
+            confirming = connection.channel()
+            confirming.confirm_delivery()
+            on_message = functools.partial(self._on_message, connection, channel, confirming)
+            consumer_tag = channel.basic_consume(self.queue, on_message)
+            self.consuming.set()
+            log.info("consuming", extra={"queue": self.queue})
+            stopping_since = None
+            while True:
+                connection.process_data_events(time_limit=POLL_SECONDS)
+                self._beat()
+                if stop.is_set() and stopping_since is None:
+                    stopping_since = time.monotonic()
+                    channel.basic_cancel(consumer_tag)
+                if stopping_since is not None:
+                    if self._work is None:
+                        break
+                    if time.monotonic() - stopping_since > self._grace:
+                        self._work.cancel.set()
+        finally:
+            self.consuming.clear()
+            self._abandon_work()
+            if connection.is_open:
+                with contextlib.suppress(AMQPError):
+                    connection.close()
+
+    def _on_message(self, connection, channel, confirming, _channel, method, _properties, body) -> None:
+        work = _Work(tag=method.delivery_tag)
+        delivery = Delivery(body=body, redelivered=method.redelivered)
+        settle = functools.partial(self._settle, channel, confirming, work)
+
+        def run():
+            outcome = self._outcome(delivery, work.cancel)
+            # If the connection is gone the broker hands the message to someone else.
+            with contextlib.suppress(AMQPError):
+                connection.add_callback_threadsafe(functools.partial(settle, outcome))
+
+        work.thread = threading.Thread(target=run, name=f"{self.queue}-work", daemon=True)
+        self._work = work
+        work.thread.start()
+
+    def _outcome(self, delivery: Delivery, cancel: threading.Event) -> Outcome:
+        try:
+            return self._handler(delivery, cancel)
+        except Exception as error:
+            # A bug or an unforeseen failure: one more try, then the dead-letter queue, never a loop.
+            log.exception("handler failed", extra={"queue": self.queue})
+            if delivery.redelivered:
+                return Outcome.reject(f"failed twice: {error!r}")
+            return Outcome.requeue(repr(error))
+
+    def _settle(self, channel, confirming, work: _Work, outcome: Outcome) -> None:
+        if outcome.action is Action.ACK:
+            for queue, message in outcome.publish:
+                publish(confirming, queue, message)
+            channel.basic_ack(work.tag)
+        elif outcome.action is Action.REJECT:
+            log.warning("message dead-lettered", extra={"queue": self.queue, "reason": outcome.reason})
+            channel.basic_reject(work.tag, requeue=False)
+        else:
+            log.info("message handed back", extra={"queue": self.queue, "reason": outcome.reason})
+            channel.basic_nack(work.tag, requeue=True)
+        work.settled = True
+        self._work = None
+
+    def _abandon_work(self) -> None:
+        """The connection is closing: unsettled work will be redelivered, so stop doing it."""
+        work, self._work = self._work, None
+        if work is not None and work.thread is not None:
+            work.cancel.set()
+            work.thread.join()
+
+    def _beat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.touch()

@@ -1,0 +1,51 @@
+"""Start-up of a service process: logging, signals, and gunicorn for the HTTP services."""
+
+import logging
+import signal
+import threading
+
+from common import logs
+
+log = logging.getLogger(__name__)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT, so that a consumer can finish its message and exit 0."""
+    stop = threading.Event()
+
+    def handle(signum, _frame):
+        log.info("stopping", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return stop
+
+
+def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bool, log_level: str) -> None:
+    """Run a WSGI app under gunicorn, configured from settings rather than a command line."""
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self):
+            options = {
+                "bind": f"0.0.0.0:{port}",
+                "workers": workers,
+                "threads": threads,
+                "worker_class": "gthread",
+                "reload": reload,
+                "loglevel": log_level.lower(),
+                "accesslog": "-",
+                # Uploads can be large and slow; the gateway streams them to storage as they come.
+                "timeout": 300,
+                "graceful_timeout": 20,
+                "worker_tmp_dir": "/dev/shm",
+            }
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return app_factory()
+
+    logs.configure(log_level)
+    Server().run()

@@ -1,0 +1,112 @@
+"""Every variable the services read, typed, in one place.
+
+Each service loads only the groups it needs; `load` turns a missing or malformed variable into one
+clear message that names it, so a service stops at start instead of failing later.
+"""
+
+from typing import Annotated, TypeVar
+
+from pydantic import Field, HttpUrl, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Port = Annotated[int, Field(gt=0, lt=65536)]
+
+
+class _FromEnv(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+
+class LoggingSettings(_FromEnv):
+    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+
+
+class MySQLSettings(_FromEnv):
+    mysql_host: str
+    mysql_port: Port = 3306
+    mysql_user: str
+    mysql_password: SecretStr = SecretStr("")
+    mysql_db: str = Field(pattern=r"^[A-Za-z0-9_]+$")
+
+
+class JWTSettings(_FromEnv):
+    jwt_secret: SecretStr = Field(min_length=16)
+    jwt_ttl_seconds: PositiveInt = 86400
+
+
+class HTTPServerSettings(_FromEnv):
+    http_workers: PositiveInt = 2
+    http_threads: PositiveInt = 8
+    dev_reload: bool = False
+
+
+class AuthSettings(LoggingSettings, MySQLSettings, JWTSettings, HTTPServerSettings):
+    auth_port: Port = 5000
+    admin_email: str = ""
+    admin_password: SecretStr = SecretStr("")
+    login_max_failures: PositiveInt = 5
+    login_lockout_seconds: PositiveInt = 300
+
+
+class MongoSettings(_FromEnv):
+    mongodb_uri: str = "memory"
+    mongodb_db: str = "mp3converter"
+
+
+class BrokerSettings(_FromEnv):
+    rabbitmq_url: str = Field(pattern=r"^amqps?://")
+    video_queue: str = Field("video", min_length=1)
+    mp3_queue: str = Field("mp3", min_length=1)
+    max_attempts: PositiveInt = 3
+
+
+class GatewaySettings(LoggingSettings, MongoSettings, BrokerSettings, HTTPServerSettings):
+    gateway_port: Port = 8080
+    auth_svc_address: HttpUrl
+    auth_timeout_seconds: Annotated[float, Field(gt=0)] = 3.0
+    max_upload_mb: PositiveInt = 1024
+    public_url: HttpUrl = HttpUrl("http://localhost:8080")
+
+
+class ConsumerSettings(LoggingSettings, MongoSettings, BrokerSettings):
+    heartbeat_file: str = "/tmp/heartbeat"
+    shutdown_grace_seconds: PositiveInt = 20
+
+
+class ConverterSettings(ConsumerSettings):
+    convert_timeout_seconds: PositiveInt = 3600
+
+
+class NotificationSettings(ConsumerSettings):
+    public_url: HttpUrl = HttpUrl("http://localhost:8080")
+    smtp_host: str = ""
+    smtp_port: Port = 25
+    smtp_user: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_from: str = "converter@localhost"
+    smtp_starttls: bool = False
+
+
+ALL_SETTINGS = (AuthSettings, GatewaySettings, ConverterSettings, NotificationSettings)
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+class ConfigurationError(SystemExit):
+    """Raised at start-up; its text names each bad variable and says what is wrong with it."""
+
+
+def load(settings_class: type[S], **overrides) -> S:
+    try:
+        return settings_class(**overrides)
+    except ValidationError as error:
+        problems = [f"  {'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()]
+        raise ConfigurationError(
+            "Invalid configuration (set these environment variables, or run scripts/init-env):\n"
+            + "\n".join(problems)
+        ) from None
+
+
+def variable_names() -> set[str]:
+    """The names of every variable some service reads."""
+    return {name.upper() for cls in ALL_SETTINGS for name in cls.model_fields}

@@ -1,0 +1,60 @@
+"""MongoDB: the database handle, and the GridFS buckets that hold videos and MP3s."""
+
+import threading
+
+import gridfs
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo import MongoClient
+from pymongo.database import Database
+
+VIDEOS = "videos"
+MP3S = "mp3s"
+MEMORY = "memory"
+
+_memory_lock = threading.Lock()
+_memory_client = None
+
+
+def connect(uri: str, database: str) -> Database:
+    """A handle on the database; `memory` is one in-process MongoDB shared by the whole process."""
+    if uri == MEMORY:
+        return _memory_mongo()[database]
+    return MongoClient(uri, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True)[database]
+
+
+def _memory_mongo():
+    global _memory_client
+    with _memory_lock:
+        if _memory_client is None:
+            try:
+                import mongomock
+                import mongomock.gridfs
+            except ImportError:
+                raise SystemExit(
+                    "MONGODB_URI=memory needs mongomock, which only the development .venv has; "
+                    "point MONGODB_URI at a MongoDB server."
+                ) from None
+            mongomock.gridfs.enable_gridfs_integration()
+            _memory_client = mongomock.MongoClient(tz_aware=True)
+        return _memory_client
+
+
+def bucket(db: Database, name: str) -> gridfs.GridFSBucket:
+    files = gridfs.GridFSBucket(db, name)
+    if type(db.client).__module__.startswith("mongomock"):
+        # mongomock's collections confuse pymongo's client-side timeout lookup.
+        files._timeout = None
+    return files
+
+
+def object_id(text) -> ObjectId | None:
+    """The ObjectId that `text` spells, or None when it is malformed."""
+    try:
+        return ObjectId(text)
+    except (InvalidId, TypeError):
+        return None
+
+
+def ping(db: Database) -> None:
+    db.command("ping")

@@ -1,0 +1,1 @@
+"""converter: takes a video job off the queue and turns its soundtrack into an MP3."""

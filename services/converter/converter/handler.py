@@ -1,0 +1,127 @@
+"""One video message: fetch the video, convert it, store the MP3, finish the job, announce it.
+
+Idempotent: a redelivered message for a finished job only announces the existing MP3 again, and
+an MP3 left by an attempt that died is removed before the next attempt stores its own.
+"""
+
+import logging
+import tempfile
+import threading
+from pathlib import Path
+
+from gridfs.errors import NoFile
+from pymongo.database import Database
+from pymongo.errors import PyMongoError
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from common import storage
+from common.broker import Outcome, decode
+from common.consumer import Delivery
+from common.jobs import FINAL, Jobs, Status
+from common.settings import ConverterSettings
+from converter.ffmpeg import Cancelled, ConversionFailed, convert
+
+log = logging.getLogger(__name__)
+
+COPY_CHUNK = 1024 * 1024
+
+# Transient storage errors: a few tries with backoff, then the job fails with the reason.
+storage_retry = retry(
+    retry=retry_if_exception_type(PyMongoError),
+    stop=stop_after_attempt(4),
+    wait=wait_exponential(multiplier=0.5, max=4),
+    reraise=True,
+)
+
+
+class Converter:
+    def __init__(self, settings: ConverterSettings, db: Database):
+        self._settings = settings
+        self._jobs = Jobs(db)
+        self._videos = storage.bucket(db, storage.VIDEOS)
+        self._mp3s = storage.bucket(db, storage.MP3S)
+        self._mp3_files = db[f"{storage.MP3S}.files"]
+
+    def __call__(self, delivery: Delivery, cancel: threading.Event) -> Outcome:
+        message = decode(delivery.body)
+        if message is None:
+            return Outcome.reject("malformed message")
+        job_id = message["job_id"]
+        job = self._jobs.get(job_id)
+        if job is None:
+            return Outcome.reject(f"unknown job {job_id!r}")
+        if job["status"] in FINAL:
+            return self._settled(job)
+        job = self._jobs.start_attempt(job_id)
+        if job is None:  # another worker settled it a moment ago
+            return self._settled(self._jobs.get(job_id))
+        if job["attempts"] > self._settings.max_attempts:
+            return self._fail(job_id, f"Gave up after {self._settings.max_attempts} attempts.")
+        log.info("converting", extra={"job_id": job_id, "attempt": job["attempts"]})
+        try:
+            return self._convert(job, cancel)
+        except Cancelled:
+            return Outcome.requeue("stopped before the end")
+        except ConversionFailed as error:
+            return self._fail(job_id, str(error))
+        except NoFile:
+            return self._fail(job_id, "The uploaded video is no longer in storage.")
+        except PyMongoError as error:
+            return self._fail(job_id, f"Storage failed while converting: {error.__class__.__name__}.")
+
+    def _convert(self, job: dict, cancel: threading.Event) -> Outcome:
+        job_id = str(job["_id"])
+        with tempfile.TemporaryDirectory(prefix="converter-") as work:
+            video, mp3 = Path(work) / "video", Path(work) / "audio.mp3"
+            self._fetch(job["video_fid"], video, cancel)
+            result = convert(video, mp3, cancel=cancel, timeout=self._settings.convert_timeout_seconds,
+                             on_progress=lambda percent: self._jobs.set_progress(job_id, percent))
+            self._remove_leftovers(job_id)
+            mp3_fid = self._store(mp3, job)
+        if not self._jobs.finish(job_id, mp3_fid):  # another worker settled it first: keep theirs
+            storage_retry(self._mp3s.delete)(mp3_fid)
+            return self._settled(self._jobs.get(job_id))
+        log.info("converted", extra={"job_id": job_id, "mp3_fid": str(mp3_fid),
+                                     "seconds": round(result.mp3_seconds, 2)})
+        return Outcome.ack(self._announcement({**job, "mp3_fid": mp3_fid}))
+
+    @storage_retry
+    def _fetch(self, video_fid, target: Path, cancel: threading.Event) -> None:
+        with self._videos.open_download_stream(video_fid) as source, target.open("wb") as out:
+            while chunk := source.read(COPY_CHUNK):
+                if cancel.is_set():
+                    raise Cancelled("stopped while fetching the video")
+                out.write(chunk)
+
+    @storage_retry
+    def _store(self, mp3: Path, job: dict):
+        name = Path(job["filename"]).stem + ".mp3"
+        with mp3.open("rb") as source:
+            return self._mp3s.upload_from_stream(
+                name, source, metadata={"job_id": str(job["_id"]), "owner": job["owner"]}
+            )
+
+    @storage_retry
+    def _remove_leftovers(self, job_id: str) -> None:
+        """Delete MP3s that an earlier attempt stored but never recorded on the job."""
+        for leftover in self._mp3_files.find({"metadata.job_id": job_id}, {"_id": 1}):
+            self._mp3s.delete(leftover["_id"])
+
+    def _settled(self, job: dict) -> Outcome:
+        """A redelivery of a job that is already final: announce its MP3 again, or drop it."""
+        if job["status"] == Status.DONE:
+            return Outcome.ack(self._announcement(job))
+        return Outcome.reject(f"job {job['_id']} already failed: {job.get('error')}")
+
+    def _fail(self, job_id: str, reason: str) -> Outcome:
+        log.warning("conversion failed", extra={"job_id": job_id, "reason": reason})
+        storage_retry(self._jobs.fail)(job_id, reason)
+        return Outcome.reject(reason)
+
+    def _announcement(self, job: dict) -> tuple[str, dict]:
+        return self._settings.mp3_queue, {
+            "job_id": str(job["_id"]),
+            "video_fid": str(job["video_fid"]),
+            "mp3_fid": str(job["mp3_fid"]),
+            "owner": job["owner"],
+        }

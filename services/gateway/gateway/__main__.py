@@ -1,0 +1,27 @@
+"""python -m gateway: the gateway under gunicorn."""
+
+from common import storage
+from common.broker import Publisher
+from common.jobs import Jobs
+from common.service import serve_http
+from common.settings import GatewaySettings, load
+from gateway.app import create_app
+from gateway.auth_client import AuthClient
+
+
+def build(settings: GatewaySettings):
+    db = storage.connect(settings.mongodb_uri, settings.mongodb_db)
+    Jobs(db).ensure_indexes()
+    publisher = Publisher(settings.rabbitmq_url, (settings.video_queue, settings.mp3_queue))
+    auth = AuthClient(str(settings.auth_svc_address), settings.auth_timeout_seconds)
+    return create_app(settings, db=db, publisher=publisher, auth=auth)
+
+
+def main() -> None:
+    settings = load(GatewaySettings)
+    serve_http(lambda: build(settings), port=settings.gateway_port, workers=settings.http_workers,
+               threads=settings.http_threads, reload=settings.dev_reload, log_level=settings.log_level)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Calls to the auth service, each with a timeout: auth down means 503, never a hang."""
+
+import requests
+
+
+class AuthUnavailable(Exception):
+    pass
+
+
+class AuthClient:
+    def __init__(self, base_url: str, timeout: float):
+        self._base = base_url.rstrip("/")
+        self._timeout = timeout
+        self._http = requests.Session()
+
+    def login(self, authorization: str) -> requests.Response:
+        """Forward the caller's Basic credentials; the answer is auth's, status and body."""
+        return self._call("/login", authorization)
+
+    def validate(self, token: str) -> dict | None:
+        """The token's claims, or None when auth refuses it."""
+        response = self._call("/validate", f"Bearer {token}")
+        return response.json() if response.status_code == 200 else None
+
+    def ping(self) -> None:
+        try:
+            self._http.get(f"{self._base}/healthz", timeout=self._timeout).raise_for_status()
+        except requests.RequestException as error:
+            raise AuthUnavailable(repr(error)) from error
+
+    def _call(self, path: str, authorization: str) -> requests.Response:
+        try:
+            response = self._http.post(f"{self._base}{path}", headers={"Authorization": authorization},
+                                       timeout=self._timeout)
+        except requests.RequestException as error:
+            raise AuthUnavailable(repr(error)) from error
+        if response.status_code >= 500:
+            raise AuthUnavailable(f"auth answered {response.status_code}")
+        return response

@@ -1,0 +1,30 @@
+"""What an upload may be: a video container, recognised by its bytes, never by its name."""
+
+import re
+import unicodedata
+from pathlib import PurePosixPath, PureWindowsPath
+
+import filetype
+
+SNIFF_BYTES = 8192
+MAX_FILENAME_LENGTH = 200
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\"\\/]")
+
+
+def video_type(head: bytes) -> str | None:
+    """The MIME type of a video container starting with these bytes, or None."""
+    kind = filetype.guess(head)
+    return kind.mime if kind is not None and kind.mime.startswith("video/") else None
+
+
+def clean_filename(name: str | None) -> str:
+    """The base name of an uploaded file, safe to store, log and send back in a header."""
+    name = unicodedata.normalize("NFC", name or "")
+    name = PureWindowsPath(PurePosixPath(name).name).name
+    name = _UNSAFE.sub("_", name).strip(" .")
+    return name[:MAX_FILENAME_LENGTH] or "upload"
+
+
+def mp3_name(upload_name: str) -> str:
+    stem = upload_name.rsplit(".", 1)[0] if "." in upload_name else upload_name
+    return f"{stem or 'audio'}.mp3"

@@ -1,0 +1,51 @@
+"""One MP3 message: tell the job's owner, exactly once per job however often it is delivered."""
+
+import logging
+import smtplib
+import threading
+
+from pymongo.database import Database
+
+from common.broker import Outcome, decode
+from common.consumer import Delivery
+from common.jobs import Jobs, Status
+from common.settings import NotificationSettings
+from notification.mail import Mailer
+
+log = logging.getLogger(__name__)
+
+
+class Notifier:
+    def __init__(self, settings: NotificationSettings, db: Database, mailer: Mailer | None = None):
+        self._jobs = Jobs(db)
+        self._public_url = str(settings.public_url).rstrip("/")
+        self._mailer = mailer or Mailer(settings)
+
+    def __call__(self, delivery: Delivery, _cancel: threading.Event) -> Outcome:
+        message = decode(delivery.body)
+        if message is None:
+            return Outcome.reject("malformed message")
+        job_id = message["job_id"]
+        job = self._jobs.get(job_id)
+        if job is None:
+            return Outcome.reject(f"unknown job {job_id!r}")
+        if job["status"] != Status.DONE:
+            return Outcome.reject(f"job {job_id} is {job['status']}, not done")
+        job = self._jobs.claim_notification(job_id)
+        if job is None:
+            return Outcome.ack()  # already notified: a redelivery
+        url = f"{self._public_url}/download?fid={job['mp3_fid']}"
+        log.info("mp3 ready", extra={"event": "job_done", "job_id": job_id, "owner": job["owner"],
+                                     "mp3_fid": str(job["mp3_fid"]), "download_url": url})
+        if self._mailer.enabled:
+            self._mail(job, url)
+        return Outcome.ack()
+
+    def _mail(self, job: dict, url: str) -> None:
+        body = (f"Your MP3 of {job['filename']} is ready.\n\n"
+                f"Download it with your token:\n  curl -OJ -H 'Authorization: Bearer <token>' '{url}'\n")
+        try:
+            self._mailer.send(job["owner"], f"Your MP3 is ready: {job['filename']}", body)
+        except (smtplib.SMTPException, OSError) as error:
+            # The log line above is the notification of record; mail is best effort after retries.
+            log.error("e-mail not sent", extra={"job_id": str(job["_id"]), "error": repr(error)})
