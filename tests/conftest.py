@@ -1,0 +1,57 @@
+"""Fixtures every suite may use: generated media, a fresh in-memory MongoDB, stand-ins for the broker
+and for auth."""
+
+import threading
+from pathlib import Path
+
+import mongomock
+import mongomock.gridfs
+import pytest
+
+from common.broker import PublishError
+from devstack.media import sample_set
+
+ROOT = Path(__file__).resolve().parent.parent
+
+mongomock.gridfs.enable_gridfs_integration()
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory) -> dict[str, Path]:
+    """faststart.mp4, plain.mp4 (moov at the end), video.mkv, video.mov, silent.mp4 (no audio),
+    truncated.mp4, text.mp4 (text named .mp4) and empty.mp4; 4 s each where they are videos."""
+    return sample_set(tmp_path_factory.mktemp("samples"))
+
+
+@pytest.fixture
+def memory_db():
+    """A fresh in-memory MongoDB database, as MONGODB_URI=memory gives the services."""
+    return mongomock.MongoClient(tz_aware=True)["test"]
+
+
+class FakePublisher:
+    """The gateway's Publisher without a broker: records what is published; can be made to fail."""
+
+    def __init__(self):
+        self.published: list[tuple[str, dict]] = []
+        self.fail = False
+        self.consumers: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def publish(self, queue: str, message: dict) -> None:
+        if self.fail:
+            raise PublishError("broker down (test)")
+        with self.lock:
+            self.published.append((queue, message))
+
+    def consumer_count(self, queue: str) -> int:
+        return self.consumers.get(queue, 0)
+
+    def ping(self) -> None:
+        if self.fail:
+            raise ConnectionError("broker down (test)")
+
+
+@pytest.fixture
+def fake_publisher():
+    return FakePublisher()

@@ -1,0 +1,197 @@
+"""The converter's handler against mongomock and the real ffmpeg: every input a user can upload."""
+
+import json
+import threading
+from unittest import mock
+
+import pytest
+from pymongo.errors import AutoReconnect
+from tenacity import wait_none
+
+from common import storage
+from common.broker import Action
+from common.consumer import Delivery
+from common.jobs import Jobs
+from common.settings import ConverterSettings, load
+from converter.handler import Converter
+from devstack.media import audio_seconds
+
+SETTINGS = dict(rabbitmq_url="amqp://guest:guest@127.0.0.1/", video_queue="video", mp3_queue="mp3", max_attempts=3)
+
+
+@pytest.fixture
+def converter(memory_db):
+    return Converter(load(ConverterSettings, **SETTINGS), memory_db)
+
+
+@pytest.fixture(autouse=True)
+def no_retry_wait(monkeypatch):
+    for step in (Converter._fetch, Converter._store, Converter._remove_leftovers):
+        monkeypatch.setattr(step.retry, "wait", wait_none())
+
+
+def queue_upload(db, path, owner="alice@example.com"):
+    with path.open("rb") as source:
+        video_fid = storage.bucket(db, storage.VIDEOS).upload_from_stream(path.name, source)
+    job = Jobs(db).create(owner, path.name, video_fid)
+    return job, {"job_id": str(job["_id"]), "video_fid": str(video_fid), "mp3_fid": None, "owner": owner}
+
+
+def deliver(converter, message, redelivered=False):
+    body = message if isinstance(message, bytes) else json.dumps(message).encode()
+    return converter(Delivery(body, redelivered), threading.Event())
+
+
+def mp3_files(db):
+    return list(db[f"{storage.MP3S}.files"].find())
+
+
+@pytest.mark.parametrize("name", ["faststart.mp4", "plain.mp4", "video.mkv", "video.mov"])
+def test_a_video_becomes_one_mp3_as_long_as_its_audio(converter, memory_db, samples, tmp_path, name):
+    job, message = queue_upload(memory_db, samples[name])
+
+    outcome = deliver(converter, message)
+
+    assert outcome.action is Action.ACK
+    done = Jobs(memory_db).get(job["_id"])
+    assert (done["status"], done["progress"], done["error"]) == ("done", 100, None)
+    assert outcome.publish == (("mp3", {**message, "mp3_fid": str(done["mp3_fid"])}),)
+    mp3 = tmp_path / "out.mp3"
+    mp3.write_bytes(storage.bucket(memory_db, storage.MP3S).open_download_stream(done["mp3_fid"]).read())
+    assert audio_seconds(mp3) == pytest.approx(audio_seconds(samples[name]), abs=0.15)
+    assert [f["filename"] for f in mp3_files(memory_db)] == [samples[name].stem + ".mp3"]
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("silent.mp4", "no audio track"),
+    ("truncated.mp4", "truncated"),
+    ("text.mp4", "corrupt or truncated"),
+    ("empty.mp4", "corrupt or truncated"),
+])
+def test_a_file_that_cannot_convert_fails_the_job_with_a_reason_and_is_dead_lettered(
+        converter, memory_db, samples, name, reason):
+    job, message = queue_upload(memory_db, samples[name])
+
+    outcome = deliver(converter, message)
+
+    assert outcome.action is Action.REJECT
+    failed = Jobs(memory_db).get(job["_id"])
+    assert failed["status"] == "failed"
+    assert reason in failed["error"]
+    assert mp3_files(memory_db) == []
+
+
+def test_a_redelivered_message_for_a_done_job_announces_the_same_mp3_and_makes_no_second(
+        converter, memory_db, samples):
+    _job, message = queue_upload(memory_db, samples["faststart.mp4"])
+    first = deliver(converter, message)
+
+    again = deliver(converter, message, redelivered=True)
+
+    assert again.action is Action.ACK
+    assert again.publish == first.publish
+    assert len(mp3_files(memory_db)) == 1
+
+
+def test_an_mp3_left_by_a_crashed_attempt_is_replaced_not_kept(converter, memory_db, samples):
+    job, message = queue_upload(memory_db, samples["faststart.mp4"])
+    storage.bucket(memory_db, storage.MP3S).upload_from_stream(
+        "leftover.mp3", b"half an mp3", metadata={"job_id": str(job["_id"])})
+
+    deliver(converter, message, redelivered=True)
+
+    files = mp3_files(memory_db)
+    assert len(files) == 1
+    assert files[0]["_id"] == Jobs(memory_db).get(job["_id"])["mp3_fid"]
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[]", b'{"video_fid": "x"}', b'{"job_id": 7}', b"\xff\xfe"])
+def test_a_malformed_message_is_dead_lettered(converter, body):
+    outcome = deliver(converter, body)
+    assert outcome.action is Action.REJECT
+    assert "malformed" in outcome.reason
+
+
+def test_a_message_for_an_unknown_job_is_dead_lettered(converter):
+    outcome = deliver(converter, {"job_id": "6b0a7a79263e08cfdd383f3c", "video_fid": "x"})
+    assert outcome.action is Action.REJECT
+
+
+def test_a_missing_video_fails_the_job(converter, memory_db, samples):
+    job, message = queue_upload(memory_db, samples["faststart.mp4"])
+    storage.bucket(memory_db, storage.VIDEOS).delete(job["video_fid"])
+
+    outcome = deliver(converter, message)
+
+    assert outcome.action is Action.REJECT
+    assert "no longer in storage" in Jobs(memory_db).get(job["_id"])["error"]
+
+
+def test_after_max_attempts_the_job_fails_instead_of_looping(converter, memory_db, samples):
+    job, message = queue_upload(memory_db, samples["faststart.mp4"])
+    for _ in range(3):  # three deliveries that died mid-way (crash: no outcome reached the broker)
+        Jobs(memory_db).start_attempt(job["_id"])
+
+    outcome = deliver(converter, message, redelivered=True)
+
+    assert outcome.action is Action.REJECT
+    failed = Jobs(memory_db).get(job["_id"])
+    assert failed["status"] == "failed"
+    assert "3 attempts" in failed["error"]
+
+
+def test_transient_storage_errors_are_retried_then_succeed(converter, memory_db, samples):
+    job, message = queue_upload(memory_db, samples["faststart.mp4"])
+    mp3s = converter._mp3s
+    real_upload = mp3s.upload_from_stream
+    failures = iter([AutoReconnect("blip"), AutoReconnect("blip")])
+
+    def flaky(*args, **kwargs):
+        error = next(failures, None)
+        if error:
+            raise error
+        return real_upload(*args, **kwargs)
+
+    with mock.patch.object(mp3s, "upload_from_stream", side_effect=flaky) as upload:
+        outcome = deliver(converter, message)
+
+    assert upload.call_count == 3
+    assert outcome.action is Action.ACK
+    assert Jobs(memory_db).get(job["_id"])["status"] == "done"
+
+
+def test_storage_that_stays_down_fails_the_job_with_a_reason(converter, memory_db, samples):
+    job, message = queue_upload(memory_db, samples["faststart.mp4"])
+
+    with mock.patch.object(converter._mp3s, "upload_from_stream", side_effect=AutoReconnect("down")) as upload:
+        outcome = deliver(converter, message)
+
+    assert upload.call_count == 4
+    assert outcome.action is Action.REJECT
+    failed = Jobs(memory_db).get(job["_id"])
+    assert failed["status"] == "failed"
+    assert "Storage failed" in failed["error"]
+
+
+def test_a_cancelled_conversion_is_handed_back_and_leaves_nothing(converter, memory_db, samples):
+    job, message = queue_upload(memory_db, samples["faststart.mp4"])
+    cancel = threading.Event()
+    cancel.set()
+
+    outcome = converter(Delivery(json.dumps(message).encode(), False), cancel)
+
+    assert outcome.action is Action.REQUEUE
+    assert mp3_files(memory_db) == []
+    assert Jobs(memory_db).get(job["_id"])["status"] == "converting"
+
+
+def test_progress_is_reported_while_converting(converter, memory_db, samples):
+    _job, message = queue_upload(memory_db, samples["faststart.mp4"])
+    seen = []
+    jobs = converter._jobs
+    real = jobs.set_progress
+    with mock.patch.object(jobs, "set_progress", side_effect=lambda j, p: (seen.append(p), real(j, p))):
+        deliver(converter, message)
+    assert seen, "no progress reported"
+    assert all(0 <= p <= 99 for p in seen)
+    assert seen == sorted(seen)

@@ -1,0 +1,132 @@
+"""The notification handler: one log line and at most one e-mail per finished job."""
+
+import email
+import email.policy
+import json
+import logging
+import socket
+import threading
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from common import storage
+from common.broker import Action
+from common.consumer import Delivery
+from common.jobs import Jobs
+from common.settings import NotificationSettings, load
+from notification.handler import Notifier
+
+BASE = dict(rabbitmq_url="amqp://guest:guest@127.0.0.1/", public_url="http://converter.test:8080")
+
+
+class Inbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, _server, _session, envelope):
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server():
+    inbox = Inbox()
+    with socket.socket() as probe:  # aiosmtpd cannot listen on port 0: take a free one
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield controller, inbox
+    controller.stop()
+
+
+def done_job(db, owner="alice@example.com"):
+    jobs = Jobs(db)
+    job = jobs.create(owner, "clip.mp4", storage.object_id("6b0a7a79263e08cfdd383f3c"))
+    mp3_fid = storage.bucket(db, storage.MP3S).upload_from_stream("clip.mp3", b"mp3")
+    jobs.start_attempt(job["_id"])
+    jobs.finish(job["_id"], mp3_fid)
+    return jobs.get(job["_id"])
+
+
+def message(job) -> Delivery:
+    body = {"job_id": str(job["_id"]), "video_fid": str(job["video_fid"]), "mp3_fid": str(job["mp3_fid"]),
+            "owner": job["owner"]}
+    return Delivery(json.dumps(body).encode(), False)
+
+
+def test_a_finished_job_gets_one_structured_log_line_with_its_download_url(memory_db, caplog):
+    notifier = Notifier(load(NotificationSettings, **BASE), memory_db)
+    job = done_job(memory_db)
+
+    with caplog.at_level(logging.INFO, logger="notification.handler"):
+        outcome = notifier(message(job), threading.Event())
+
+    assert outcome.action is Action.ACK
+    [record] = [r for r in caplog.records if r.getMessage() == "mp3 ready"]
+    assert record.job_id == str(job["_id"])
+    assert record.owner == "alice@example.com"
+    assert record.mp3_fid == str(job["mp3_fid"])
+    assert record.download_url == f"http://converter.test:8080/download?fid={job['mp3_fid']}"
+    assert Jobs(memory_db).get(job["_id"])["notified_at"] is not None
+
+
+def test_a_redelivered_message_does_not_notify_twice(memory_db, caplog, smtp_server):
+    controller, inbox = smtp_server
+    settings = load(NotificationSettings, **BASE, smtp_host="127.0.0.1", smtp_port=controller.port)
+    notifier = Notifier(settings, memory_db)
+    job = done_job(memory_db)
+
+    with caplog.at_level(logging.INFO, logger="notification.handler"):
+        outcomes = [notifier(message(job), threading.Event()) for _ in range(3)]
+
+    assert [o.action for o in outcomes] == [Action.ACK] * 3
+    assert len([r for r in caplog.records if r.getMessage() == "mp3 ready"]) == 1
+    assert len(inbox.messages) == 1
+
+
+def test_an_email_goes_to_the_owner_when_smtp_is_configured(memory_db, smtp_server):
+    controller, inbox = smtp_server
+    settings = load(NotificationSettings, **BASE, smtp_host="127.0.0.1", smtp_port=controller.port,
+                    smtp_from="converter@example.com")
+    job = done_job(memory_db, owner="bob@example.com")
+
+    Notifier(settings, memory_db)(message(job), threading.Event())
+
+    [mail] = inbox.messages
+    assert mail.rcpt_tos == ["bob@example.com"]
+    assert mail.mail_from == "converter@example.com"
+    text = email.message_from_bytes(mail.content, policy=email.policy.default).get_content()
+    assert "clip.mp4" in text
+    assert f"http://converter.test:8080/download?fid={job['mp3_fid']}" in text
+
+
+def test_smtp_down_still_acks_after_the_log_line(memory_db, caplog, monkeypatch):
+    settings = load(NotificationSettings, **BASE, smtp_host="127.0.0.1", smtp_port=1)
+    notifier = Notifier(settings, memory_db)
+    monkeypatch.setattr(notifier._mailer.send.retry, "sleep", lambda _seconds: None)
+    job = done_job(memory_db)
+
+    with caplog.at_level(logging.INFO):
+        outcome = notifier(message(job), threading.Event())
+
+    assert outcome.action is Action.ACK
+    assert any(r.getMessage() == "e-mail not sent" for r in caplog.records)
+
+
+@pytest.mark.parametrize("body", [b"{", b'"job"', b'{"job_id": "nope"}', b'{"job_id": "6b0a7a79263e08cfdd383f3c"}'])
+def test_malformed_or_unknown_messages_are_dead_lettered(memory_db, body):
+    outcome = Notifier(load(NotificationSettings, **BASE), memory_db)(Delivery(body, False), threading.Event())
+    assert outcome.action is Action.REJECT
+
+
+def test_a_job_that_is_not_done_is_not_announced(memory_db):
+    jobs = Jobs(memory_db)
+    job = jobs.create("alice@example.com", "clip.mp4", storage.object_id("6b0a7a79263e08cfdd383f3c"))
+    body = json.dumps({"job_id": str(job["_id"])}).encode()
+
+    outcome = Notifier(load(NotificationSettings, **BASE), memory_db)(Delivery(body, False), threading.Event())
+
+    assert outcome.action is Action.REJECT
+    assert jobs.get(job["_id"])["notified_at"] is None
