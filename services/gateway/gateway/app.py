@@ -133,8 +133,8 @@ def create_app(settings: GatewaySettings, *, db: Database, publisher: Publisher,
         headers = Headers()
         # Werkzeug quotes the name and adds an RFC 5987 form for non-ASCII ones.
         headers.set("Content-Disposition", "attachment", filename=mp3_name(job["filename"]))
-        return Response(iter(mp3), mimetype="audio/mpeg", headers=headers,
-                        content_length=mp3.length, direct_passthrough=True)
+        headers["Content-Length"] = str(mp3.length)
+        return Response(iter(mp3), mimetype="audio/mpeg", headers=headers, direct_passthrough=True)
 
     @app.get("/healthz")
     def healthz():

@@ -1,0 +1,156 @@
+"""The whole flow over HTTP, through run-local's wiring, against real MySQL and RabbitMQ."""
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from common.jobs import Jobs
+from common.storage import connect
+from devstack.media import audio_seconds
+from tests.integration.conftest import ADMIN, ROOT, Client, queue_depth
+
+pytestmark = pytest.mark.integration
+
+
+def create_user(env, email, password, *extra):
+    return subprocess.run([str(ROOT / "scripts/create-user"), email, *extra], input=f"{password}\n",
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def bob(stack, stack_env) -> Client:
+    result = create_user(stack_env, "bob@example.com", "bob-password-1")
+    assert result.returncode == 0, result.stderr
+    client = Client(stack.gateway_url)
+    assert client.login("bob@example.com", "bob-password-1").status_code == 200
+    return client
+
+
+@pytest.mark.parametrize("name", ["faststart.mp4", "plain.mp4", "video.mkv", "video.mov"])
+def test_upload_convert_download(admin, samples, tmp_path, name):
+    upload = admin.upload(samples[name])
+    assert upload.status_code == 202, upload.text
+    assert upload.json()["status"] == "queued"
+
+    job = admin.wait_final(upload.json()["job_id"])
+    assert (job["status"], job["progress"], job["error"]) == ("done", 100, None)
+    assert job["filename"] == name
+
+    download = admin.download(job["mp3_fid"])
+    assert download.status_code == 200
+    assert download.headers["Content-Type"] == "audio/mpeg"
+    assert download.headers["Content-Disposition"] == f"attachment; filename={samples[name].stem}.mp3"
+    mp3 = tmp_path / "song.mp3"
+    mp3.write_bytes(download.content)
+    assert audio_seconds(mp3) == pytest.approx(audio_seconds(samples[name]), abs=0.15)
+
+
+@pytest.mark.parametrize(("name", "reason"), [("silent.mp4", "no audio track"), ("truncated.mp4", "truncated")])
+def test_videos_that_cannot_convert_fail_with_a_reason_and_are_dead_lettered(stack_env, admin, samples, name, reason):
+    dead_before = queue_depth(stack_env, f"{stack_env['VIDEO_QUEUE']}.dead")
+    upload = admin.upload(samples[name])
+    assert upload.status_code == 202
+
+    job = admin.wait_final(upload.json()["job_id"])
+
+    assert job["status"] == "failed"
+    assert reason in job["error"]
+    assert job["mp3_fid"] is None
+    assert queue_depth(stack_env, f"{stack_env['VIDEO_QUEUE']}.dead") == dead_before + 1
+
+
+@pytest.mark.parametrize(("name", "status", "error"), [
+    ("text.mp4", 415, "not_a_video"),
+    ("empty.mp4", 400, "empty_file"),
+])
+def test_bad_uploads_are_refused_and_nothing_is_stored(admin, samples, name, status, error):
+    before = len(admin.jobs().json()["jobs"])
+    response = admin.upload(samples[name])
+    assert (response.status_code, response.json()["error"]) == (status, error)
+    assert len(admin.jobs().json()["jobs"]) == before
+
+
+def test_an_upload_over_the_limit_is_413(admin, tmp_path):
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\0" * (9 * 1024 * 1024))  # MAX_UPLOAD_MB=8 in this run
+    response = admin.upload(big)
+    assert response.status_code == 413
+    assert response.json()["error"] == "too_large"
+
+
+def test_two_files_or_no_file_is_400(admin, stack, samples):
+    with samples["faststart.mp4"].open("rb") as one, samples["video.mkv"].open("rb") as two:
+        two_files = admin.http.post(f"{stack.gateway_url}/upload", headers=admin.headers(),
+                                    files=[("file", ("a.mp4", one)), ("file", ("b.mkv", two))])
+    assert two_files.status_code == 400
+    no_file = admin.http.post(f"{stack.gateway_url}/upload", headers=admin.headers(), data={"x": "1"})
+    assert no_file.status_code == 400
+
+
+def test_without_a_valid_token_everything_is_401(stack, samples):
+    anonymous = Client(stack.gateway_url)
+    forged = Client(stack.gateway_url, token="eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbkBleGFtcGxlLmNvbSJ9.")
+    for client in (anonymous, forged):
+        assert client.upload(samples["faststart.mp4"]).status_code == 401
+        assert client.jobs().status_code == 401
+        assert client.job("6b0a7a79263e08cfdd383f3c").status_code == 401
+        assert client.download("6b0a7a79263e08cfdd383f3c").status_code == 401
+    assert anonymous.login("admin@example.com", "wrong").status_code == 401
+
+
+def test_users_see_and_download_only_their_own_jobs(admin, bob, samples):
+    upload = admin.upload(samples["faststart.mp4"])
+    job = admin.wait_final(upload.json()["job_id"])
+
+    assert bob.job(job["job_id"]).status_code == 404
+    assert bob.download(job["mp3_fid"]).status_code == 404
+    assert job["job_id"] not in [j["job_id"] for j in bob.jobs().json()["jobs"]]
+    assert admin.jobs().json()["jobs"][0]["job_id"] == job["job_id"]  # newest first
+
+
+def test_malformed_ids_are_404_and_a_missing_fid_is_400(admin):
+    for bad in ("nope", "0" * 24, "%00", "..%2F..%2Fetc"):
+        assert admin.job(bad).status_code == 404
+        assert admin.download(bad).status_code == 404
+    assert admin.download(None).status_code == 400
+
+
+def test_each_finished_job_is_notified_once(stack_env, admin, samples):
+    upload = admin.upload(samples["faststart.mp4"])
+    job = admin.wait_final(upload.json()["job_id"])
+    jobs = Jobs(connect(stack_env["MONGODB_URI"], stack_env["MONGODB_DB"]))
+    deadline = time.monotonic() + 10
+    while jobs.get(job["job_id"])["notified_at"] is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert jobs.get(job["job_id"])["notified_at"] is not None
+
+
+def test_create_user_refuses_a_duplicate_and_reads_the_password_from_stdin(stack, stack_env):
+    assert create_user(stack_env, "carol@example.com", "carol-password").returncode == 0
+    again = create_user(stack_env, "carol@example.com", "another-password")
+    assert again.returncode != 0
+    assert "already exists" in again.stderr
+    assert Client(stack.gateway_url).login("carol@example.com", "carol-password").status_code == 200
+    short = create_user(stack_env, "dave@example.com", "short")
+    assert short.returncode != 0 and "at least" in short.stderr
+
+
+def test_brute_force_login_is_throttled_even_for_the_right_password(stack, stack_env):
+    assert create_user(stack_env, "erin@example.com", "erin-password").returncode == 0
+    client = Client(stack.gateway_url)
+    statuses = [client.login("erin@example.com", f"guess-{n}").status_code for n in range(5)]
+    locked = client.login("erin@example.com", "erin-password")
+    assert statuses == [401] * 5
+    assert locked.status_code == 429
+    assert int(locked.headers["Retry-After"]) > 0
+    assert Client(stack.gateway_url).login(*ADMIN).status_code == 200  # other accounts are not locked
+
+
+def test_readyz_reports_every_dependency(stack):
+    ready = Client(stack.gateway_url).http.get(f"{stack.gateway_url}/readyz", timeout=10)
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == dict.fromkeys(
+        ["auth", "mongodb", "rabbitmq", "converter", "notification"], "ok")
+
