@@ -1,0 +1,145 @@
+"""The images: hadolint on every Dockerfile, and the properties the issue asks of each service image."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+APP_SERVICES = ("auth", "gateway", "converter", "notification")
+FLASK_PORTS = {"auth": 5000, "gateway": 8080}
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILES = sorted(
+    p.relative_to(REPO_ROOT).as_posix()
+    for p in [*REPO_ROOT.glob("services/*/Dockerfile"), *REPO_ROOT.glob(".devcontainer/Dockerfile")]
+)
+PINNED_PYTHON = re.compile(r"^python:3\.11\.\d+-slim(-[a-z]+)?(@sha256:[0-9a-f]{64})?$")
+
+
+def instructions(path: Path) -> list:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments and blank lines dropped."""
+    result, pending = [], ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line = pending + line
+        pending = ""
+        keyword, _, rest = line.partition(" ")
+        result.append((keyword.upper(), rest.strip()))
+    return result
+
+
+def requirement_names(service: str) -> set:
+    names = set()
+    for name in (service, "common"):
+        for line in (REPO_ROOT / "services" / name / "requirements.txt").read_text().splitlines():
+            match = re.match(r"^([A-Za-z0-9_.\[\]-]+)\s*==", line)
+            if match:
+                names.add(match.group(1).lower())
+    return names
+
+
+def test_every_service_has_a_dockerfile():
+    assert [f"services/{name}/Dockerfile" for name in sorted(APP_SERVICES)] == [
+        d for d in DOCKERFILES if d.startswith("services/")
+    ]
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_hadolint_finds_nothing(dockerfile):
+    hadolint = Path(sys.executable).parent / "hadolint"
+    result = subprocess.run(
+        [str(hadolint), "--no-color", "--format", "json", dockerfile],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    findings = json.loads(result.stdout or "[]")
+    assert findings == [], "\n".join(f"{f['line']}: {f['code']} {f['level']}: {f['message']}" for f in findings)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_service_image(name):
+    steps = instructions(REPO_ROOT / "services" / name / "Dockerfile")
+    keywords = [k for k, _ in steps]
+
+    # Pinned slim Python base, the same for every service.
+    froms = [args for k, args in steps if k == "FROM"]
+    assert len(froms) == 1 and PINNED_PYTHON.match(froms[0]), froms
+
+    env = " ".join(args for k, args in steps if k == "ENV")
+    assert "PYTHONPATH=/app" in env
+    assert ("WORKDIR", "/app") in steps
+
+    # Requirements in their own layer, before the code, keeping their relative layout.
+    copies = [(i, args.split()) for i, (k, args) in enumerate(steps) if k == "COPY"]
+    sources = {words[-2]: (i, words) for i, words in copies}
+    common_req = sources["common/requirements.txt"][1][-1]
+    own_req = sources[f"{name}/requirements.txt"][1][-1]
+    assert Path(own_req).parent.parent == Path(common_req).parent.parent, "the -r ../common/ path must resolve"
+    assert Path(own_req).name == "requirements.txt" and Path(own_req).parent.name == name
+    install = next(i for i, (k, args) in enumerate(steps) if k == "RUN" and "pip install" in args)
+    assert f"-r {own_req}" in steps[install][1]
+    assert "--no-cache-dir" in steps[install][1]
+    assert sources["common/requirements.txt"][0] < install and sources[f"{name}/requirements.txt"][0] < install
+    code = [sources["common/common"], sources[f"{name}/{name}"]]
+    assert [words[-1] for _, words in code] == ["/app/common", f"/app/{name}"]
+    assert all(i > install for i, _ in code), "code copied before the dependencies are installed"
+
+    # A non-root user, by number, that owns the code (compose watch and Tilt sync into it).
+    users = [args for k, args in steps if k == "USER"]
+    assert users, "no USER"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit() and int(uid) != 0, users[-1]
+    for _, words in code:
+        assert f"--chown={users[-1]}" in words, f"{words}: not owned by {users[-1]}"
+    assert keywords.index("USER") < keywords.index("ENTRYPOINT")
+
+    # Exec form, so that python is PID 1 and gets SIGTERM itself.
+    entrypoints = [args for k, args in steps if k == "ENTRYPOINT"]
+    assert len(entrypoints) == 1
+    assert json.loads(entrypoints[0]) == ["python", "-m", name]
+
+    exposed = [args for k, args in steps if k == "EXPOSE"]
+    if name in FLASK_PORTS:
+        assert exposed == [str(FLASK_PORTS[name])]
+        assert "gunicorn" in requirement_names(name)
+    else:
+        assert exposed == []
+
+
+def test_every_service_uses_the_same_base():
+    bases = {
+        next(args for k, args in instructions(REPO_ROOT / "services" / n / "Dockerfile") if k == "FROM")
+        for n in APP_SERVICES
+    }
+    assert len(bases) == 1, bases
+
+
+def test_converter_gets_ffmpeg_from_its_python_dependencies():
+    assert "imageio-ffmpeg" in requirement_names("converter")
+    text = (REPO_ROOT / "services/converter/Dockerfile").read_text()
+    assert "apt-get" not in text and "ffmpeg" not in " ".join(
+        args for k, args in instructions(REPO_ROOT / "services/converter/Dockerfile") if k == "RUN"
+    )
+
+
+def test_dockerignore_keeps_secrets_venvs_and_caches_out():
+    patterns = {
+        line.strip()
+        for line in (REPO_ROOT / "services/.dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    for required in ("**/.venv", "**/.env", "**/__pycache__", "**/*.py[cod]", "**/.pytest_cache"):
+        assert required in patterns, f"services/.dockerignore lacks {required}"
+    assert not any(p.startswith("!") for p in patterns), "no exception may bring a file back in"
