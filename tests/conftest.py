@@ -13,6 +13,8 @@ from devstack.media import sample_set
 
 ROOT = Path(__file__).resolve().parent.parent
 
+pytest_plugins = ["tests.servers"]
+
 mongomock.gridfs.enable_gridfs_integration()
 
 

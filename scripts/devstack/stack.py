@@ -35,12 +35,14 @@ class Stack:
     _servers: list
     _threads: list = field(default_factory=list)
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 60, require_consumers: bool = True) -> None:
+        """Until the gateway's /readyz answers 200 (with scope=gateway: not waiting for consumers)."""
+        url = f"{self.gateway_url}/readyz" + ("" if require_consumers else "?scope=gateway")
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
             try:
-                last = requests.get(f"{self.gateway_url}/readyz", timeout=5)
+                last = requests.get(url, timeout=5)
                 if last.status_code == 200:
                     return
             except requests.RequestException as error:

@@ -9,7 +9,7 @@ import pytest
 from common.jobs import Jobs
 from common.storage import connect
 from devstack.media import audio_seconds
-from tests.integration.conftest import ADMIN, ROOT, Client, queue_depth
+from tests.servers import ADMIN, ROOT, Client, queue_depth
 
 pytestmark = pytest.mark.integration
 

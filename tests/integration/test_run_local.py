@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from tests.integration.conftest import ROOT
+from tests.servers import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,7 @@ def test_run_local_serves_until_sigterm_then_exits_0(stack_env):
 
 
 def _cleanup(env):
-    from tests.integration.conftest import delete_queues, drop_database
+    from tests.servers import delete_queues, drop_database
 
     drop_database(env)
     delete_queues(env)

@@ -22,9 +22,10 @@ DEAD_LETTER_EXCHANGE = "dead-letter"
 PERSISTENT = pika.BasicProperties(content_type="application/json", delivery_mode=pika.DeliveryMode.Persistent)
 
 
-def connection_parameters(url: str, heartbeat: int = 30) -> pika.URLParameters:
+def connection_parameters(url: str) -> pika.URLParameters:
     params = pika.URLParameters(url)
-    params.heartbeat = heartbeat
+    if "heartbeat=" not in url:  # the URL may set its own (?heartbeat=N)
+        params.heartbeat = 30
     # Fail fast when the broker is away, so callers can answer 503 or back off instead of hanging.
     params.connection_attempts = 1
     params.socket_timeout = 3
@@ -86,14 +87,14 @@ class Publisher:
 
     def publish(self, queue: str, message: dict) -> None:
         with self._lock:
-            # An idle connection may have been dropped by the broker (missed heartbeats): retry once.
-            for attempt in (1, 2):
+            # A connection idle for long may have been dropped by the broker: one more try on a new one.
+            for fresh in (self._channel is None, True):
                 try:
                     publish(self._open_channel(), queue, message)
                     return
                 except AMQPError as error:
                     self._close()
-                    if attempt == 2:
+                    if fresh:
                         raise PublishError(f"RabbitMQ did not take the message: {error!r}") from error
 
     def consumer_count(self, queue: str) -> int:
