@@ -1,0 +1,115 @@
+"""pytest-docker wiring for the compose suite: the repository's compose.yaml, as `scripts/up` runs it.
+
+- A temporary .env from scripts/init-env, with free host ports (a stack already running on 8080,
+  15672 or 8025 does not get in the way) and the notification e-mails sent to Mailpit (profile `mail`).
+- Compose sees only that .env: every variable it names is removed from the compose command's
+  environment, which compose would otherwise prefer to the file.
+- A project of its own (`mp3converter-test-<pid>`), removed with its volumes at the end. When `up`
+  fails, the services' logs are in the error and the project is removed all the same.
+
+The engine check happens in test_compose_stack.py, at import, so that the whole suite is skipped
+(with the reason, shown by -ra) where no Docker engine runs.
+"""
+
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.compose.engine import compose_command
+
+ROOT = Path(__file__).resolve().parents[2]
+ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
+# Compose's own settings would change which files, profiles or project it uses.
+COMPOSE_SETTINGS = ("COMPOSE_FILE", "COMPOSE_PROFILES", "COMPOSE_PROJECT_NAME", "COMPOSE_ENV_FILES")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def read_env(path: Path) -> dict:
+    return {m.group(1): m.group(2) for line in path.read_text().splitlines() if (m := ASSIGNMENT.match(line))}
+
+
+@pytest.fixture(scope="session")
+def stack_env_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("compose-env") / ".env"
+    subprocess.run([sys.executable, str(ROOT / "scripts/init-env"), "--output", str(path)], check=True)
+    settings = {
+        "GATEWAY_PORT": str(free_port()),
+        "RABBITMQ_UI_PORT": str(free_port()),
+        "MAILPIT_UI_PORT": str(free_port()),
+        "SMTP_HOST": "mailpit",
+        "SMTP_PORT": "1025",
+        "SMTP_USER": "",
+        "SMTP_PASSWORD": "",
+        "SMTP_STARTTLS": "false",
+    }
+    values = read_env(path)
+    values.update(settings)
+    path.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+    return path
+
+
+@pytest.fixture(scope="session")
+def stack_env(stack_env_file) -> dict:
+    return read_env(stack_env_file)
+
+
+@pytest.fixture(scope="session")
+def docker_compose_command(stack_env_file, stack_env) -> str:
+    unset = " ".join(f"-u {name}" for name in sorted({*stack_env, *COMPOSE_SETTINGS}))
+    return f"env {unset} {compose_command()} --env-file {shlex.quote(str(stack_env_file))} --profile mail"
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file() -> str:
+    return str(ROOT / "compose.yaml")
+
+
+@pytest.fixture(scope="session")
+def docker_compose_project_name() -> str:
+    return f"mp3converter-test-{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def compose_prefix(docker_compose_command, docker_compose_file, docker_compose_project_name) -> str:
+    """The shell command pytest-docker runs, up to the subcommand."""
+    return f"{docker_compose_command} -f {shlex.quote(docker_compose_file)} -p {docker_compose_project_name}"
+
+
+@pytest.fixture(scope="session")
+def stack_compose(compose_prefix):
+    """Run `docker compose SUBCOMMAND` on the test project; returns its standard output."""
+
+    def run(subcommand: str) -> str:
+        command = shlex.split(compose_prefix) + shlex.split(subcommand)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"compose {subcommand}: {result.stderr}"
+        return result.stdout
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def docker_setup(compose_prefix) -> list:
+    base = compose_prefix
+    # pytest-docker does not clean up after a failed setup: show why it failed, then remove the project.
+    return [
+        "up --build --wait --wait-timeout 600"
+        f" || {{ {base} ps -a; {base} logs --no-color --tail=200;"
+        f" {base} down --volumes --remove-orphans --timeout 10; exit 1; }}"
+    ]
+
+
+@pytest.fixture(scope="session")
+def docker_cleanup() -> list:
+    return ["down --volumes --remove-orphans --timeout 30"]
