@@ -24,8 +24,9 @@ Fixtures (use them in any test under tests/harness):
 - ``compose_config(env_file=None, files=None, profiles=(), project_dir=None)`` -> dict: the model as
   resolved by ``config --format json`` (interpolated, anchors and merges applied, paths absolute).
   Fails the test with compose's own message when compose rejects the files.
-- ``compose_env`` -> dict and ``compose_model`` -> dict (session): one temporary .env (secrets are
-  sentinels) and compose.yaml resolved with it, with every profile on (mailpit included).
+- ``compose_env_file`` -> Path, ``compose_env`` -> dict, ``compose_model`` -> dict (session): one
+  temporary .env (secrets are sentinels), its values, and compose.yaml resolved with it, with every
+  profile on (mailpit included).
 """
 
 import os
