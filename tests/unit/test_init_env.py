@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from common.settings import ALL_SETTINGS, load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,8 +135,6 @@ finally:
 """
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: init-env writes the secrets with the umask's mode (0644) and only "
-                                       "then chmods to 0600, so other users can read them meanwhile")
 def test_the_secrets_are_never_readable_by_others_even_while_written(tmp_path):
     output = tmp_path / ".env"
     result = subprocess.run([sys.executable, "-c", WATCH_CHMOD, str(SCRIPT), "--output", str(output)],

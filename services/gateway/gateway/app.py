@@ -2,6 +2,7 @@
 
 import functools
 import logging
+import os
 
 from flask import Flask, Response, g, jsonify, request
 from gridfs.errors import NoFile
@@ -16,7 +17,7 @@ from common.http import error_response, install_json_errors
 from common.jobs import Jobs, public_view
 from common.settings import GatewaySettings
 from gateway.auth_client import AuthClient, AuthUnavailable
-from gateway.uploads import SNIFF_BYTES, clean_filename, mp3_name, video_type
+from gateway.uploads import SNIFF_BYTES, clean_filename, download_name, mp3_name, video_type
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,8 @@ def create_app(settings: GatewaySettings, *, db: Database, publisher: Publisher,
         if content_type is None:
             return error_response(415, "not_a_video",
                                   "Upload a video file (mp4, mkv, mov, webm, avi, ...).")
+        if upload.stream.seek(0, os.SEEK_END) > settings.max_upload_mb * MIB:
+            return error_response(413, "too_large", f"The file is larger than {settings.max_upload_mb} MiB.")
         upload.stream.seek(0)
         filename = clean_filename(upload.filename)
         video_fid = videos.upload_from_stream(
@@ -131,8 +134,7 @@ def create_app(settings: GatewaySettings, *, db: Database, publisher: Publisher,
         except NoFile:
             return error_response(404, "file_not_found", "No such MP3 among yours.")
         headers = Headers()
-        # Werkzeug quotes the name and adds an RFC 5987 form for non-ASCII ones.
-        headers.set("Content-Disposition", "attachment", filename=mp3_name(job["filename"]))
+        headers.set("Content-Disposition", "attachment", **download_name(mp3_name(job["filename"])))
         headers["Content-Length"] = str(mp3.length)
         return Response(iter(mp3), mimetype="audio/mpeg", headers=headers, direct_passthrough=True)
 

@@ -3,6 +3,7 @@
 import re
 import unicodedata
 from pathlib import PurePosixPath, PureWindowsPath
+from urllib.parse import quote
 
 import filetype
 
@@ -28,3 +29,11 @@ def clean_filename(name: str | None) -> str:
 def mp3_name(upload_name: str) -> str:
     stem = upload_name.rsplit(".", 1)[0] if "." in upload_name else upload_name
     return f"{stem or 'audio'}.mp3"
+
+
+def download_name(name: str) -> dict[str, str]:
+    """Content-Disposition parameters: an ASCII fallback, plus the exact name (RFC 6266) when it differs."""
+    fallback = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode() or "audio.mp3"
+    if fallback == name:
+        return {"filename": name}
+    return {"filename": fallback, "filename*": "UTF-8''" + quote(name, safe="")}

@@ -1,0 +1,131 @@
+"""The fault suite: real faults (broker stopped, connections cut, processes signalled) against the
+real RabbitMQ and MariaDB. Converters run as the test needs them: in this process, or as a real
+`python -m converter` subprocess that can be signalled."""
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from common import storage
+from common.settings import ConverterSettings, load
+from converter.__main__ import consumer as converter_consumer
+from devstack.media import make_video
+from tests.servers import ADMIN, ROOT, Client, running_stack, stack_environment
+
+pytestmark = pytest.mark.faults
+
+
+@pytest.fixture(scope="session")
+def slow_video(tmp_path_factory) -> Path:
+    """40 minutes of sound behind a tiny picture: several seconds to convert, quick to make."""
+    return make_video(tmp_path_factory.mktemp("slow") / "slow.mkv", 2400, size="64x48", rate=1,
+                      audio_codec="flac")
+
+
+@pytest.fixture
+def fault_env(servers, tmp_path_factory, request):
+    return stack_environment(servers, tmp_path_factory, f"f{abs(hash(request.node.name)) % 10**6}",
+                             SHUTDOWN_GRACE_SECONDS="30")
+
+
+@pytest.fixture
+def fault_stack(fault_env):
+    """auth, gateway and notification in this process; no converter: each test brings its own."""
+    with running_stack(fault_env, converters=0) as running:
+        client = Client(running.gateway_url)
+        assert client.login(*ADMIN).status_code == 200
+        running.client = client
+        yield running
+
+
+class InProcessConverter:
+    """A converter consumer on a thread of this process (shares the in-memory MongoDB)."""
+
+    def __init__(self, env: dict[str, str], **overrides):
+        saved = dict(os.environ)
+        os.environ.update(env)
+        try:
+            settings = load(ConverterSettings, **overrides)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        self.stop_event = threading.Event()
+        self.consumer = converter_consumer(settings, storage.connect(settings.mongodb_uri, settings.mongodb_db))
+        self.thread = threading.Thread(target=self.consumer.run, args=(self.stop_event,), daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        assert self.consumer.consuming.wait(30), "converter never started consuming"
+        return self
+
+    def __exit__(self, *_exc):
+        self.stop_event.set()
+        self.thread.join(60)
+
+
+def converter_process(env: dict[str, str]) -> subprocess.Popen:
+    """`python -m converter`, as the image runs it."""
+    return subprocess.Popen([sys.executable, "-m", "converter"], env={**os.environ, **env}, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_until(condition, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class TCPProxy:
+    """Forwards 127.0.0.1:<port> to a target until cut; cutting drops every connection at once,
+    as a crashed host or a pulled cable would, and refuses new ones."""
+
+    def __init__(self, target_host: str, target_port: int):
+        self.target = (target_host, target_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            with self.lock:
+                self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self):
+        self.listener.close()
+        with self.lock:
+            for sock in self.sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()

@@ -1,0 +1,128 @@
+"""A converter that loses its connection, or is told to stop, mid-conversion: nothing lost, nothing
+done twice, nothing left behind."""
+
+import logging
+import signal
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from common import storage
+from common.jobs import Jobs
+from tests.faults.conftest import InProcessConverter, TCPProxy, wait_until
+from tests.servers import ADMIN, Client, queue_depth
+
+pytestmark = pytest.mark.faults
+
+
+def leftover_workdirs() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("converter-*")}
+
+
+def mp3s_of(env, job_id) -> list:
+    db = storage.connect(env["MONGODB_URI"], env["MONGODB_DB"])
+    return list(db[f"{storage.MP3S}.files"].find({"metadata.job_id": job_id}))
+
+
+def test_a_converter_cut_off_mid_conversion_hands_the_job_to_another(fault_env, fault_stack, slow_video):
+    amqp = urlparse(fault_env["RABBITMQ_URL"])
+    proxy = TCPProxy(amqp.hostname, amqp.port or 5672)
+    via_proxy = fault_env["RABBITMQ_URL"].replace(
+        amqp.netloc, f"{amqp.username}:{amqp.password}@127.0.0.1:{proxy.port}")
+    workdirs_before = leftover_workdirs()
+    client = fault_stack.client
+
+    with InProcessConverter(fault_env, rabbitmq_url=via_proxy):
+        job_id = client.upload(slow_video).json()["job_id"]
+        wait_until(lambda: client.job(job_id).json()["progress"] > 0, 60, "the first converter to start")
+        proxy.cut()
+        with InProcessConverter(fault_env):
+            job = client.wait_final(job_id, timeout=180)
+
+    assert job["status"] == "done"
+    assert [f["_id"] for f in mp3s_of(fault_env, job_id)] == [storage.object_id(job["mp3_fid"])]
+    stored = Jobs(storage.connect(fault_env["MONGODB_URI"], fault_env["MONGODB_DB"])).get(job_id)
+    assert stored["attempts"] == 2
+    assert leftover_workdirs() <= workdirs_before
+
+
+def test_heartbeats_keep_flowing_during_a_long_conversion(fault_env, fault_stack, slow_video, caplog):
+    url = fault_env["RABBITMQ_URL"]
+    one_second_heartbeat = url + ("&" if "?" in url else "?") + "heartbeat=1"
+    client = fault_stack.client
+
+    with caplog.at_level(logging.INFO, logger="common.consumer"), \
+            InProcessConverter(fault_env, rabbitmq_url=one_second_heartbeat) as converter:
+        started = time.monotonic()
+        job = client.wait_final(client.upload(slow_video).json()["job_id"], timeout=180)
+        took = time.monotonic() - started
+        still_connected = converter.consumer.consuming.is_set()
+
+    assert took > 3, "the conversion must outlast several heartbeat intervals to prove anything"
+    assert job["status"] == "done"
+    assert still_connected
+    assert not [r for r in caplog.records if "connection lost" in r.getMessage()]
+
+
+def test_sigterm_mid_conversion_hands_the_message_back_and_exits_0(fault_env, slow_video):
+    from tests.integration.test_run_local import free_port, run_local
+
+    env = {**fault_env, "GATEWAY_PORT": str(free_port()), "AUTH_PORT": str(free_port()),
+           "SHUTDOWN_GRACE_SECONDS": "1"}
+    process = run_local(env)
+    try:
+        line = wait_until(process.stdout.readline, 90, "run-local to start", interval=0)
+        while not line.startswith("Ready."):
+            line = process.stdout.readline()
+        client = Client(line.split()[2])
+        assert client.login(*ADMIN).status_code == 200
+        job_id = client.upload(slow_video).json()["job_id"]
+        wait_until(lambda: client.job(job_id).json()["progress"] > 0, 60, "the conversion to start")
+
+        process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        assert process.wait(timeout=30) == 0
+        assert time.monotonic() - started < 15
+        # Not done, so not acked: the video message is back in the queue for the next converter.
+        assert queue_depth(env, env["VIDEO_QUEUE"]) == 1
+        assert queue_depth(env, env["MP3_QUEUE"]) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        from tests.servers import delete_queues, drop_database
+
+        drop_database(env)
+        delete_queues(env)
+
+
+def test_sigterm_lets_a_conversion_that_fits_in_the_grace_period_finish(fault_env, slow_video):
+    from tests.integration.test_run_local import free_port, run_local
+
+    env = {**fault_env, "GATEWAY_PORT": str(free_port()), "AUTH_PORT": str(free_port()),
+           "SHUTDOWN_GRACE_SECONDS": "30"}
+    process = run_local(env)
+    try:
+        line = process.stdout.readline()
+        while not line.startswith("Ready."):
+            assert process.poll() is None, "run-local died"
+            line = process.stdout.readline()
+        client = Client(line.split()[2])
+        assert client.login(*ADMIN).status_code == 200
+        job_id = client.upload(slow_video).json()["job_id"]
+        wait_until(lambda: client.job(job_id).json()["progress"] > 0, 60, "the conversion to start")
+
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+        assert process.returncode == 0
+        assert '"message": "converted"' in output
+        assert queue_depth(env, env["VIDEO_QUEUE"]) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        from tests.servers import delete_queues, drop_database
+
+        drop_database(env)
+        delete_queues(env)
