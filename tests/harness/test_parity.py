@@ -1,0 +1,209 @@
+"""Parity: compose.yaml and the Kubernetes stack run the same thing.
+
+One .env (from scripts/init-env, secrets replaced by sentinels) feeds both: compose.yaml resolved by the
+real compose binary (conftest's compose_model), and the root kustomization built by the real
+`kubectl kustomize` in a temporary copy, with the Tiltfile evaluated on that copy. Then: the same app
+services, from the same images, Dockerfiles and build context, on the same ports, with the same
+variables holding the same values, starting in the same order, syncing code to the same places; and
+both agree with .env.example.
+"""
+
+import base64
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.harness.k8s_stack import (
+    APP_SERVICES,
+    BACKING_SERVICES,
+    build,
+    container,
+    named,
+    stack_copy,
+)
+from tests.harness.tilt_stubs import Sync, evaluate_tiltfile
+
+# In Kubernetes the two URLs that carry passwords are assembled from these (listed in .env.example's
+# backing-services section), so the app containers have them as well.
+URL_PARTS = {"MONGO_ROOT_USER", "MONGO_ROOT_PASSWORD", "RABBITMQ_USER", "RABBITMQ_PASSWORD"}
+# compose runs auth and gateway under `--watch` with gunicorn's reload; Tilt restarts the process instead.
+COMPOSE_ONLY_VALUES = {("auth", "DEV_RELOAD"), ("gateway", "DEV_RELOAD")}
+
+
+@pytest.fixture(scope="module")
+def k8s_root(tmp_path_factory, compose_env_file) -> Path:
+    return stack_copy(tmp_path_factory.mktemp("parity") / "repo", compose_env_file)
+
+
+@pytest.fixture(scope="module")
+def k8s(k8s_root) -> list[dict]:
+    return build(k8s_root)
+
+
+@pytest.fixture(scope="module")
+def tilt(k8s_root):
+    return evaluate_tiltfile(k8s_root)
+
+
+@pytest.fixture(scope="module")
+def compose_apps(compose_model) -> dict:
+    return {name: service for name, service in compose_model["services"].items() if "build" in service}
+
+
+def resolved_env(objects: list[dict], item: dict) -> dict:
+    """A container's environment as the kubelet would set it: keys looked up, $(NAME) expanded."""
+    data = {}
+    for obj in objects:
+        if obj["kind"] == "Secret":
+            values = {key: base64.b64decode(value).decode() for key, value in obj.get("data", {}).items()}
+        elif obj["kind"] == "ConfigMap":
+            values = obj.get("data", {})
+        else:
+            continue
+        data[(obj["kind"], obj["metadata"]["name"])] = values
+    env = {}
+    for variable in item.get("env", []):
+        source = variable.get("valueFrom")
+        if source is None:
+            env[variable["name"]] = re.sub(
+                r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda match: env[match.group(1)], variable.get("value", "")
+            )
+            continue
+        [(kind_key, ref)] = source.items()
+        kind = {"secretKeyRef": "Secret", "configMapKeyRef": "ConfigMap"}[kind_key]
+        env[variable["name"]] = data[(kind, ref["name"])][ref["key"]]
+    return env
+
+
+def relative(path: str, root: Path) -> str:
+    return Path(path).resolve().relative_to(root.resolve()).as_posix()
+
+
+def test_the_same_app_services_run_in_both(compose_apps, k8s, tilt):
+    assert set(compose_apps) == set(APP_SERVICES)
+    assert set(named(k8s, "Deployment")) == set(APP_SERVICES)
+    assert {build_.ref for build_ in tilt.builds} == set(APP_SERVICES)
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_the_same_image_from_the_same_dockerfile_and_context(name, compose_apps, k8s, tilt, repo_root):
+    service = compose_apps[name]
+    context = Path(service["build"]["context"])
+    dockerfile = context / service["build"]["dockerfile"]
+    assert relative(str(context), repo_root) == "services"
+    build_ = tilt.build(name)
+    assert build_.context == relative(str(context), repo_root)
+    assert build_.dockerfile == relative(str(dockerfile), repo_root) == f"services/{name}/Dockerfile"
+    assert service["image"] == container(named(k8s, "Deployment")[name])["image"] == build_.ref == name
+
+
+def test_the_same_backing_service_images(compose_model, k8s):
+    statefulsets = named(k8s, "StatefulSet")
+    for name in BACKING_SERVICES:
+        assert container(statefulsets[name])["image"] == compose_model["services"][name]["image"], name
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_the_same_variables_with_the_same_values(name, compose_apps, k8s, env_example):
+    compose_env = compose_apps[name]["environment"]
+    k8s_env = resolved_env(k8s, container(named(k8s, "Deployment")[name]))
+    # Both give every app variable of .env.example, and nothing .env.example does not list.
+    assert set(compose_env) == set(env_example.app), f"compose {name}: {set(compose_env) ^ set(env_example.app)}"
+    assert set(k8s_env) == set(env_example.app) | URL_PARTS, f"k8s {name}: {set(k8s_env) ^ set(env_example.app)}"
+    assert set(env_example.backing) >= URL_PARTS
+    different = {
+        variable: (compose_env[variable], k8s_env[variable])
+        for variable in env_example.app
+        if compose_env[variable] != k8s_env[variable] and (name, variable) not in COMPOSE_ONLY_VALUES
+    }
+    assert not different, f"{name}: compose and Kubernetes disagree (compose, k8s): {different}"
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_both_override_the_same_variables_of_env_and_no_others(name, compose_apps, k8s, compose_env, env_example):
+    """What a container changes from .env is only about where it runs, and it is the same in both."""
+    item = container(named(k8s, "Deployment")[name])
+    k8s_env = resolved_env(k8s, item)
+    overridden_in_k8s = {variable for variable in env_example.app if k8s_env[variable] != compose_env[variable]}
+    overridden_in_compose = {
+        variable
+        for variable in env_example.app
+        if compose_apps[name]["environment"][variable] != compose_env[variable]
+        and (name, variable) not in COMPOSE_ONLY_VALUES
+    }
+    assert overridden_in_k8s == overridden_in_compose
+    assert overridden_in_k8s == {"MYSQL_HOST", "AUTH_SVC_ADDRESS", "MONGODB_URI", "RABBITMQ_URL"}
+    # Secrets come from the Secret only: never a literal, never a ConfigMap.
+    sources = {variable["name"]: variable for variable in item["env"]}
+    for secret in env_example.secrets & set(sources):
+        assert "secretKeyRef" in sources[secret].get("valueFrom", {}), f"{name}: {secret} is not read from the Secret"
+
+
+@pytest.mark.parametrize("name", BACKING_SERVICES)
+def test_the_backing_services_are_configured_alike(name, compose_model, k8s):
+    compose_env = compose_model["services"][name].get("environment", {})
+    k8s_env = resolved_env(k8s, container(named(k8s, "StatefulSet")[name]))
+    assert k8s_env == compose_env
+
+
+def test_the_same_ports(compose_apps, compose_model, k8s):
+    deployments, statefulsets, services = named(k8s, "Deployment"), named(k8s, "StatefulSet"), named(k8s, "Service")
+    for name in APP_SERVICES:
+        listening = {int(value) for variable, value in compose_apps[name]["environment"].items()
+                     if variable in ("AUTH_PORT", "GATEWAY_PORT")}
+        ports = {p["containerPort"] for p in container(deployments[name]).get("ports", [])}
+        published = {int(p["target"]) for p in compose_apps[name].get("ports", [])}
+        assert published <= ports, f"{name}: compose publishes {published}, the container declares {ports}"
+        health = " ".join(compose_apps[name]["healthcheck"]["test"])
+        url_port = re.search(r"http://127\.0\.0\.1:(\d+)/", health)
+        if url_port:
+            assert {int(url_port.group(1))} == ports, f"{name}: compose checks another port"
+            assert ports <= listening
+        else:
+            assert not ports, f"{name}: a consumer listens on nothing"
+    # The URLs and hosts the apps use name the cluster Services on the ports compose uses.
+    env = compose_apps["gateway"]["environment"]
+    expected = {
+        "mysql": int(env["MYSQL_PORT"]),
+        "mongodb": int(re.search(r"@mongodb:(\d+)/", env["MONGODB_URI"]).group(1)),
+        "rabbitmq": int(re.search(r"@rabbitmq:(\d+)/", env["RABBITMQ_URL"]).group(1)),
+        "auth": int(re.search(r"//auth:(\d+)$", env["AUTH_SVC_ADDRESS"]).group(1)),
+    }
+    for name, port in expected.items():
+        assert [p["port"] for p in services[name]["spec"]["ports"]] == [port], name
+    ui = {int(p["target"]) for p in compose_model["services"]["rabbitmq"].get("ports", [])}
+    assert ui == {15672} and ui <= {p["containerPort"] for p in container(statefulsets["rabbitmq"])["ports"]}
+
+
+def test_the_same_start_up_order(compose_apps, tilt):
+    for name, service in compose_apps.items():
+        required = {dep for dep, condition in service.get("depends_on", {}).items() if condition.get("required", True)}
+        assert set(tilt.resource(name).resource_deps) == required, name
+
+
+def test_the_same_health_checks(compose_apps, k8s):
+    deployments = named(k8s, "Deployment")
+    for name, service in compose_apps.items():
+        test = service["healthcheck"]["test"]
+        assert test[0] == "CMD"
+        liveness = container(deployments[name])["livenessProbe"]
+        if "--url" in test:
+            url = test[test.index("--url") + 1]
+            assert url.endswith(liveness["httpGet"]["path"]), f"{name}: compose checks {url}"
+        else:
+            assert liveness["exec"]["command"] == test[1:], name
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_code_is_synced_to_the_same_places(name, compose_apps, tilt, repo_root):
+    watch = compose_apps[name]["develop"]["watch"]
+    compose_syncs = {
+        relative(rule["path"], repo_root): rule["target"] for rule in watch if rule["action"].startswith("sync")
+    }
+    tilt_syncs = {step.local_path: step.remote_path for step in tilt.build(name).live_update if isinstance(step, Sync)}
+    assert compose_syncs == {path: target for path, target in tilt_syncs.items() if not path.endswith(".txt")}
+    # A requirements change: compose rebuilds the image, Tilt reruns pip; both react to the same files.
+    compose_rebuilds = {relative(rule["path"], repo_root) for rule in watch if rule["action"] == "rebuild"}
+    requirements = {path for path in tilt_syncs if path.endswith("requirements.txt")}
+    assert requirements == {path for path in compose_rebuilds if path.endswith("requirements.txt")}
