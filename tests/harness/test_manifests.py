@@ -371,6 +371,9 @@ def test_keda_component_scales_the_converter_on_the_video_queue(keda, stack, env
     assert target["name"] == "converter" and target.get("kind", "Deployment") == "Deployment"
     assert target["name"] in named(stack, "Deployment")
     assert 1 <= spec["minReplicaCount"] < spec["maxReplicaCount"]
+    # Scale-down waits: a converter works minutes on one video.
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] >= 300
     [trigger] = spec["triggers"]
     assert trigger["type"] == "rabbitmq"
     assert trigger["authenticationRef"]["name"] == auth_name

@@ -241,6 +241,10 @@ def test_without_env_it_fails_and_says_to_run_init_env(tmp_path):
         evaluate_tiltfile(root)
 
 
+def test_env_is_watched_so_that_init_env_reloads_the_tiltfile(tilt):
+    assert ".env" in tilt.watched
+
+
 @pytest.mark.parametrize(
     ("original", "typo"),
     [
