@@ -87,7 +87,13 @@ class NotificationSettings(ConsumerSettings):
     smtp_starttls: bool = False
 
 
-ALL_SETTINGS = (AuthSettings, GatewaySettings, ConverterSettings, NotificationSettings)
+SERVICE_SETTINGS = {
+    "auth": AuthSettings,
+    "gateway": GatewaySettings,
+    "converter": ConverterSettings,
+    "notification": NotificationSettings,
+}
+ALL_SETTINGS = tuple(SERVICE_SETTINGS.values())
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -107,6 +113,9 @@ def load(settings_class: type[S], **overrides) -> S:
         ) from None
 
 
-def variable_names() -> set[str]:
-    """The names of every variable some service reads."""
-    return {name.upper() for cls in ALL_SETTINGS for name in cls.model_fields}
+def variable_names(service: str | None = None) -> set[str]:
+    """The names of the variables one service reads, or of every variable some service reads.
+
+    Each container is given exactly its own service's: JWT_SECRET reaches auth alone."""
+    classes = ALL_SETTINGS if service is None else (SERVICE_SETTINGS[service],)
+    return {name.upper() for cls in classes for name in cls.model_fields}
