@@ -18,11 +18,12 @@ from auth.app import ensure_admin
 from auth.database import engine_for
 from auth.users import UserStore
 from common import storage
+from common.consumer import consumer
 from common.settings import AuthSettings, ConverterSettings, GatewaySettings, NotificationSettings, load
-from converter.__main__ import consumer as converter_consumer
+from converter.handler import Converter
 from devstack.database import prepare
 from gateway.__main__ import build as build_gateway
-from notification.__main__ import consumer as notification_consumer
+from notification.handler import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +87,12 @@ def start(*, auth_port: int | None = None, gateway_port: int | None = None, conv
     converter_settings = load(ConverterSettings)
     notification_settings = load(NotificationSettings)
     db = storage.connect(converter_settings.mongodb_uri, converter_settings.mongodb_db)
-    consumers = [converter_consumer(converter_settings, db) for _ in range(converters)]
-    consumers.append(notification_consumer(notification_settings, db))
-    for index, consumer in enumerate(consumers):
-        thread = threading.Thread(target=consumer.run, args=(stop,), name=f"{consumer.queue}-{index}", daemon=True)
+    workers = [consumer(converter_settings, converter_settings.video_queue, Converter(converter_settings, db))
+               for _ in range(converters)]
+    notifier = Notifier(notification_settings, db)
+    workers.append(consumer(notification_settings, notification_settings.mp3_queue, notifier))
+    for index, worker in enumerate(workers):
+        thread = threading.Thread(target=worker.run, args=(stop,), name=f"{worker.queue}-{index}", daemon=True)
         thread.start()
         threads.append(thread)
     return Stack(gateway_url=f"http://127.0.0.1:{gateway_server.server_port}", auth_url=auth_url,

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from common import storage
+from common.consumer import consumer
 from common.settings import ConverterSettings, load
-from converter.__main__ import consumer as converter_consumer
+from converter.handler import Converter
 from devstack.media import make_video
 from tests.servers import ADMIN, ROOT, Client, running_stack, stack_environment
 
@@ -57,7 +58,8 @@ class InProcessConverter:
             os.environ.clear()
             os.environ.update(saved)
         self.stop_event = threading.Event()
-        self.consumer = converter_consumer(settings, storage.connect(settings.mongodb_uri, settings.mongodb_db))
+        db = storage.connect(settings.mongodb_uri, settings.mongodb_db)
+        self.consumer = consumer(settings, settings.video_queue, Converter(settings, db))
         self.thread = threading.Thread(target=self.consumer.run, args=(self.stop_event,), daemon=True)
 
     def __enter__(self):

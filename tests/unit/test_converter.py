@@ -10,7 +10,7 @@ from tenacity import wait_none
 
 from common import storage
 from common.broker import Action
-from common.consumer import Delivery
+from common.consumer import Delivery, outcome_of
 from common.jobs import Jobs
 from common.settings import ConverterSettings, load
 from converter.handler import Converter
@@ -39,7 +39,7 @@ def queue_upload(db, path, owner="alice@example.com"):
 
 def deliver(converter, message, redelivered=False):
     body = message if isinstance(message, bytes) else json.dumps(message).encode()
-    return converter(Delivery(body, redelivered), threading.Event())
+    return outcome_of(converter, Delivery(body, redelivered), threading.Event())
 
 
 def mp3_files(db):
@@ -178,7 +178,7 @@ def test_a_cancelled_conversion_is_handed_back_and_leaves_nothing(converter, mem
     cancel = threading.Event()
     cancel.set()
 
-    outcome = converter(Delivery(json.dumps(message).encode(), False), cancel)
+    outcome = outcome_of(converter, Delivery(json.dumps(message).encode(), False), cancel)
 
     assert outcome.action is Action.REQUEUE
     assert mp3_files(memory_db) == []

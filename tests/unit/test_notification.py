@@ -12,7 +12,7 @@ from aiosmtpd.controller import Controller
 
 from common import storage
 from common.broker import Action
-from common.consumer import Delivery
+from common.consumer import Delivery, outcome_of
 from common.jobs import Jobs
 from common.settings import NotificationSettings, load
 from notification.handler import Notifier
@@ -61,7 +61,7 @@ def test_a_finished_job_gets_one_structured_log_line_with_its_download_url(memor
     job = done_job(memory_db)
 
     with caplog.at_level(logging.INFO, logger="notification.handler"):
-        outcome = notifier(message(job), threading.Event())
+        outcome = outcome_of(notifier, message(job), threading.Event())
 
     assert outcome.action is Action.ACK
     [record] = [r for r in caplog.records if r.getMessage() == "mp3 ready"]
@@ -79,7 +79,7 @@ def test_a_redelivered_message_does_not_notify_twice(memory_db, caplog, smtp_ser
     job = done_job(memory_db)
 
     with caplog.at_level(logging.INFO, logger="notification.handler"):
-        outcomes = [notifier(message(job), threading.Event()) for _ in range(3)]
+        outcomes = [outcome_of(notifier, message(job), threading.Event()) for _ in range(3)]
 
     assert [o.action for o in outcomes] == [Action.ACK] * 3
     assert len([r for r in caplog.records if r.getMessage() == "mp3 ready"]) == 1
@@ -92,7 +92,7 @@ def test_an_email_goes_to_the_owner_when_smtp_is_configured(memory_db, smtp_serv
                     smtp_from="converter@example.com")
     job = done_job(memory_db, owner="bob@example.com")
 
-    Notifier(settings, memory_db)(message(job), threading.Event())
+    outcome_of(Notifier(settings, memory_db), message(job), threading.Event())
 
     [mail] = inbox.messages
     assert mail.rcpt_tos == ["bob@example.com"]
@@ -109,7 +109,7 @@ def test_smtp_down_still_acks_after_the_log_line(memory_db, caplog, monkeypatch)
     job = done_job(memory_db)
 
     with caplog.at_level(logging.INFO):
-        outcome = notifier(message(job), threading.Event())
+        outcome = outcome_of(notifier, message(job), threading.Event())
 
     assert outcome.action is Action.ACK
     assert any(r.getMessage() == "e-mail not sent" for r in caplog.records)
@@ -117,7 +117,8 @@ def test_smtp_down_still_acks_after_the_log_line(memory_db, caplog, monkeypatch)
 
 @pytest.mark.parametrize("body", [b"{", b'"job"', b'{"job_id": "nope"}', b'{"job_id": "6b0a7a79263e08cfdd383f3c"}'])
 def test_malformed_or_unknown_messages_are_dead_lettered(memory_db, body):
-    outcome = Notifier(load(NotificationSettings, **BASE), memory_db)(Delivery(body, False), threading.Event())
+    outcome = outcome_of(Notifier(load(NotificationSettings, **BASE), memory_db), Delivery(body, False),
+                         threading.Event())
     assert outcome.action is Action.REJECT
 
 
@@ -126,7 +127,8 @@ def test_a_job_that_is_not_done_is_not_announced(memory_db):
     job = jobs.create("alice@example.com", "clip.mp4", storage.object_id("6b0a7a79263e08cfdd383f3c"))
     body = json.dumps({"job_id": str(job["_id"])}).encode()
 
-    outcome = Notifier(load(NotificationSettings, **BASE), memory_db)(Delivery(body, False), threading.Event())
+    outcome = outcome_of(Notifier(load(NotificationSettings, **BASE), memory_db), Delivery(body, False),
+                         threading.Event())
 
     assert outcome.action is Action.REJECT
     assert jobs.get(job["_id"])["notified_at"] is None

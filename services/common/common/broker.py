@@ -55,14 +55,18 @@ def encode(message: dict) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode()
 
 
-def decode(body: bytes) -> dict | None:
-    """A job message ({"job_id": ..., ...}), or None for anything malformed."""
+class Reject(Exception):
+    """Raised by a handler for a message that can never succeed: it is dead-lettered with this reason."""
+
+
+def decode(body: bytes) -> dict:
+    """A job message ({"job_id": ..., ...}); anything else is rejected."""
     try:
         message = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        return None
+        raise Reject("malformed message: not JSON") from None
     if not isinstance(message, dict) or not isinstance(message.get("job_id"), str):
-        return None
+        raise Reject("malformed message: no job_id")
     return message
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pika
 from pika.exceptions import AMQPError
 
-from common.broker import Action, Outcome, connection_parameters, declare_topology, publish
+from common.broker import Action, Outcome, Reject, connection_parameters, declare_topology, publish
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +121,7 @@ class Consumer:
         work.thread.start()
 
     def _outcome(self, delivery: Delivery, cancel: threading.Event) -> Outcome:
-        try:
-            return self._handler(delivery, cancel)
-        except Exception as error:
-            # A bug or an unforeseen failure: one more try, then the dead-letter queue, never a loop.
-            log.exception("handler failed", extra={"queue": self.queue})
-            if delivery.redelivered:
-                return Outcome.reject(f"failed twice: {error!r}")
-            return Outcome.requeue(repr(error))
+        return outcome_of(self._handler, delivery, cancel, queue=self.queue)
 
     def _settle(self, channel, confirming, work: _Work, outcome: Outcome) -> None:
         if outcome.action is Action.ACK:
@@ -154,3 +147,38 @@ class Consumer:
     def _beat(self) -> None:
         if self._heartbeat is not None:
             self._heartbeat.touch()
+
+
+def outcome_of(handler: Handler, delivery: Delivery, cancel: threading.Event, queue: str = "") -> Outcome:
+    """What to do with a delivery: the handler's answer, with rejections and failures mapped."""
+    try:
+        return handler(delivery, cancel)
+    except Reject as error:
+        return Outcome.reject(str(error))
+    except Exception as error:
+        # A bug or an unforeseen failure: one more try, then the dead-letter queue, never a loop.
+        log.exception("handler failed", extra={"queue": queue})
+        if delivery.redelivered:
+            return Outcome.reject(f"failed twice: {error!r}")
+        return Outcome.requeue(repr(error))
+
+
+def serve(settings_class, queue_of, handler_of) -> None:
+    """The main() of a consumer service: settings, logging, storage, then consume until SIGTERM.
+
+    queue_of(settings) names the queue to consume; handler_of(settings, db) makes the handler."""
+    from common import logs, storage
+    from common.service import stop_on_signals
+    from common.settings import load
+
+    settings = load(settings_class)
+    logs.configure(settings.log_level)
+    db = storage.connect(settings.mongodb_uri, settings.mongodb_db)
+    consumer(settings, queue_of(settings), handler_of(settings, db)).run(stop_on_signals())
+
+
+def consumer(settings, queue: str, handler: Handler) -> Consumer:
+    """A consumer of `queue` configured from a service's ConsumerSettings."""
+    return Consumer(url=settings.rabbitmq_url, queue=queue, queues=(settings.video_queue, settings.mp3_queue),
+                    handler=handler, heartbeat_file=settings.heartbeat_file,
+                    shutdown_grace_seconds=settings.shutdown_grace_seconds)

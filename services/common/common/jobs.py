@@ -11,6 +11,7 @@ from bson import ObjectId
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.database import Database
 
+from common.broker import Reject, decode
 from common.storage import object_id
 
 
@@ -74,6 +75,14 @@ class Jobs:
     def get(self, job_id) -> dict | None:
         oid = object_id(job_id)
         return self._jobs.find_one({"_id": oid}) if oid else None
+
+    def of_message(self, body: bytes) -> dict:
+        """The job a queue message is about; a malformed message or an unknown job is rejected."""
+        job_id = decode(body)["job_id"]
+        job = self.get(job_id)
+        if job is None:
+            raise Reject(f"unknown job {job_id!r}")
+        return job
 
     def get_owned(self, job_id, owner: str) -> dict | None:
         oid = object_id(job_id)

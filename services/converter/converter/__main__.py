@@ -1,24 +1,12 @@
 """python -m converter: consume the video queue until SIGTERM."""
 
-from common import logs, storage
-from common.consumer import Consumer
-from common.service import stop_on_signals
-from common.settings import ConverterSettings, load
+from common.consumer import serve
+from common.settings import ConverterSettings
 from converter.handler import Converter
 
 
-def consumer(settings: ConverterSettings, db) -> Consumer:
-    return Consumer(url=settings.rabbitmq_url, queue=settings.video_queue,
-                    queues=(settings.video_queue, settings.mp3_queue), handler=Converter(settings, db),
-                    heartbeat_file=settings.heartbeat_file,
-                    shutdown_grace_seconds=settings.shutdown_grace_seconds)
-
-
 def main() -> None:
-    settings = load(ConverterSettings)
-    logs.configure(settings.log_level)
-    db = storage.connect(settings.mongodb_uri, settings.mongodb_db)
-    consumer(settings, db).run(stop_on_signals())
+    serve(ConverterSettings, lambda settings: settings.video_queue, Converter)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from pymongo.errors import PyMongoError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from common import storage
-from common.broker import Outcome, decode
+from common.broker import Outcome
 from common.consumer import Delivery
 from common.jobs import FINAL, Jobs, Status
 from common.settings import ConverterSettings
@@ -43,13 +43,8 @@ class Converter:
         self._mp3_files = db[f"{storage.MP3S}.files"]
 
     def __call__(self, delivery: Delivery, cancel: threading.Event) -> Outcome:
-        message = decode(delivery.body)
-        if message is None:
-            return Outcome.reject("malformed message")
-        job_id = message["job_id"]
-        job = self._jobs.get(job_id)
-        if job is None:
-            return Outcome.reject(f"unknown job {job_id!r}")
+        job = self._jobs.of_message(delivery.body)
+        job_id = str(job["_id"])
         if job["status"] in FINAL:
             return self._settled(job)
         job = self._jobs.start_attempt(job_id)

@@ -6,7 +6,7 @@ import threading
 
 from pymongo.database import Database
 
-from common.broker import Outcome, decode
+from common.broker import Outcome
 from common.consumer import Delivery
 from common.jobs import Jobs, Status
 from common.settings import NotificationSettings
@@ -22,13 +22,8 @@ class Notifier:
         self._mailer = mailer or Mailer(settings)
 
     def __call__(self, delivery: Delivery, _cancel: threading.Event) -> Outcome:
-        message = decode(delivery.body)
-        if message is None:
-            return Outcome.reject("malformed message")
-        job_id = message["job_id"]
-        job = self._jobs.get(job_id)
-        if job is None:
-            return Outcome.reject(f"unknown job {job_id!r}")
+        job = self._jobs.of_message(delivery.body)
+        job_id = str(job["_id"])
         if job["status"] != Status.DONE:
             return Outcome.reject(f"job {job_id} is {job['status']}, not done")
         job = self._jobs.claim_notification(job_id)

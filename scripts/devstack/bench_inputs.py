@@ -1,0 +1,96 @@
+"""Generated benchmark inputs, cached under .bench/inputs/ by their parameters.
+
+Everything is made by the ffmpeg that imageio-ffmpeg ships, so every machine gets the same inputs.
+A file is written under a temporary name and renamed when complete: an interrupted run never
+leaves a broken input in the cache.
+"""
+
+import math
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import imageio_ffmpeg
+
+from devstack.bench_util import BENCH_DIR, MB
+from devstack.media import make_video
+
+INPUTS = BENCH_DIR / "inputs"
+
+
+@dataclass(frozen=True)
+class Video:
+    """A test pattern with a 440 Hz tone: `seconds` long, `size` pixels, `rate` frames a second."""
+
+    label: str
+    seconds: float
+    size: str
+    rate: int
+    audio_codec: str = "aac"
+
+    @property
+    def path(self) -> Path:
+        return INPUTS / f"pattern-{self.seconds:g}s-{self.size}-{self.rate}fps-{self.audio_codec}.mp4"
+
+    def ensure(self) -> Path:
+        if not self.path.exists():
+            _say(f"generating {self.label} ({self.path.name})")
+            INPUTS.mkdir(parents=True, exist_ok=True)
+            partial = self.path.with_name("partial-" + self.path.name)
+            started = time.monotonic()
+            make_video(partial, self.seconds, size=self.size, rate=self.rate, audio_codec=self.audio_codec)
+            partial.rename(self.path)
+            _say(f"  {self.path.stat().st_size / MB:.1f} MB in {time.monotonic() - started:.0f} s")
+        return self.path
+
+
+# A second of 720p noise, MPEG-4 part 2 at its best quality, is about 27 MB: the cheapest way to
+# many bytes that are still a valid video (the demuxer and GridFS see every byte; the noise does
+# not compress). Repeating it by stream copy costs only the disk writes.
+NOISE_SEGMENT_SECONDS = 1
+
+
+@dataclass(frozen=True)
+class BigVideo:
+    """A valid MP4 of about `megabytes` MB: one noisy segment, repeated by stream copy."""
+
+    megabytes: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.megabytes // 1000} GB" if self.megabytes >= 1000 else f"{self.megabytes} MB"
+
+    @property
+    def path(self) -> Path:
+        return INPUTS / f"noise-{self.megabytes}MB.mp4"
+
+    def ensure(self) -> Path:
+        if self.path.exists():
+            return self.path
+        INPUTS.mkdir(parents=True, exist_ok=True)
+        ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+        segment = INPUTS / f"noise-segment-{NOISE_SEGMENT_SECONDS}s.mp4"
+        if not segment.exists():
+            partial = segment.with_name("partial-" + segment.name)
+            subprocess.run([
+                ffmpeg, "-v", "error", "-y",
+                "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=25:duration={NOISE_SEGMENT_SECONDS},"
+                                     "noise=alls=100:allf=t+u",
+                "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={NOISE_SEGMENT_SECONDS}",
+                "-c:v", "mpeg4", "-q:v", "1", "-c:a", "aac", "-shortest", str(partial)], check=True)
+            partial.rename(segment)
+        _say(f"generating a {self.label} video ({self.path.name})")
+        started = time.monotonic()
+        repeats = max(1, math.ceil(self.megabytes * MB / segment.stat().st_size))
+        partial = self.path.with_name("partial-" + self.path.name)
+        subprocess.run([ffmpeg, "-v", "error", "-y", "-stream_loop", str(repeats - 1), "-i", str(segment),
+                        "-c", "copy", str(partial)], check=True)
+        partial.rename(self.path)
+        _say(f"  {self.path.stat().st_size / MB:.0f} MB in {time.monotonic() - started:.0f} s")
+        return self.path
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)

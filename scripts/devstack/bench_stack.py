@@ -1,0 +1,255 @@
+"""The whole stack for the pipeline and throughput benchmarks, as scripts/run-local wires it.
+
+auth, gateway, converter(s) and notification run as threads of this process (devstack.stack.start)
+against the real MariaDB/MySQL and RabbitMQ on 127.0.0.1 (or where MYSQL_* and RABBITMQ_URL
+point), with a throwaway database and throwaway queue names that are dropped afterwards; MongoDB is
+the in-process mongomock, as with scripts/run-local.
+
+A Probe sees inside without changing what runs: it listens to the services' own log records
+("upload queued", "converting", "converted") and wraps four converter methods in place to note when
+they start and end (Converter._convert, Converter._fetch, converter.handler.convert and
+Converter._store). Each note is one perf_counter() read.
+"""
+
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections import defaultdict
+from pathlib import Path
+
+import requests
+
+from devstack.bench_util import MultipartUpload
+
+ADMIN_EMAIL = "bench@example.com"
+
+
+class ServersMissing(Exception):
+    pass
+
+
+def server_env() -> dict[str, str]:
+    return {
+        "MYSQL_HOST": os.environ.get("MYSQL_HOST", "127.0.0.1"),
+        "MYSQL_PORT": os.environ.get("MYSQL_PORT", "3306"),
+        "MYSQL_USER": os.environ.get("MYSQL_USER", "root"),
+        "MYSQL_PASSWORD": os.environ.get("MYSQL_PASSWORD", ""),
+        "RABBITMQ_URL": os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
+        "MONGODB_URI": "memory",
+    }
+
+
+def check_servers(env: dict[str, str]) -> None:
+    amqp = urllib.parse.urlparse(env["RABBITMQ_URL"])
+    missing = []
+    for name, host, port in (("MySQL", env["MYSQL_HOST"], int(env["MYSQL_PORT"])),
+                             ("RabbitMQ", amqp.hostname, amqp.port or 5672)):
+        try:
+            with socket.create_connection((host, port), timeout=2):
+                pass
+        except OSError:
+            missing.append(f"{name} at {host}:{port}")
+    if missing:
+        raise ServersMissing(f"{' and '.join(missing)} not reachable (set MYSQL_* / RABBITMQ_URL)")
+
+
+def stack_env(tag: str, heartbeat_dir: Path) -> dict[str, str]:
+    name = f"{tag}{secrets.token_hex(4)}"
+    return {
+        **server_env(),
+        "MYSQL_DB": f"mp3bench_{name}",
+        "MONGODB_DB": f"mp3bench_{name}",
+        "VIDEO_QUEUE": f"bench.video.{name}",
+        "MP3_QUEUE": f"bench.mp3.{name}",
+        "JWT_SECRET": secrets.token_urlsafe(32),
+        "ADMIN_EMAIL": ADMIN_EMAIL,
+        "ADMIN_PASSWORD": secrets.token_urlsafe(16),
+        "MAX_UPLOAD_MB": "2048",
+        "PUBLIC_URL": "http://localhost:8080",
+        "HEARTBEAT_FILE": str(heartbeat_dir / f"heartbeat-{name}"),
+        "SMTP_HOST": "",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+def _drop(env: dict[str, str]) -> None:
+    import pika
+    import sqlalchemy as sa
+
+    from common import storage
+    from common.broker import connection_parameters, dead_letter_queue
+
+    url = sa.engine.URL.create("mysql+pymysql", username=env["MYSQL_USER"], password=env["MYSQL_PASSWORD"] or None,
+                               host=env["MYSQL_HOST"], port=int(env["MYSQL_PORT"]))
+    engine = sa.create_engine(url)
+    with engine.begin() as db:
+        db.execute(sa.text(f"DROP DATABASE IF EXISTS `{env['MYSQL_DB']}`"))
+    engine.dispose()
+    connection = pika.BlockingConnection(connection_parameters(env["RABBITMQ_URL"]))
+    channel = connection.channel()
+    for queue in (env["VIDEO_QUEUE"], env["MP3_QUEUE"]):
+        channel.queue_delete(queue)
+        channel.queue_delete(dead_letter_queue(queue))
+    connection.close()
+    storage.connect(storage.MEMORY, env["MONGODB_DB"]).client.drop_database(env["MONGODB_DB"])
+
+
+@contextlib.contextmanager
+def running_stack(tag: str, converters: int):
+    """The four services as scripts/run-local starts them, in this process; yields (stack, env)."""
+    from devstack import stack as devstack
+
+    with tempfile.TemporaryDirectory(prefix="bench-stack-") as folder:
+        env = stack_env(tag, Path(folder))
+        saved = dict(os.environ)
+        os.environ.update(env)
+        try:
+            running = devstack.start(auth_port=0, gateway_port=0, converters=converters)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        try:
+            running.wait_ready()
+            yield running, env
+        finally:
+            running.stop()
+            _drop(env)
+
+
+class Client:
+    """The gateway as a user's script sees it: login, streamed upload, job status."""
+
+    def __init__(self, base_url: str):
+        self.base = base_url
+        self.http = requests.Session()
+        self.token = ""
+
+    def login(self, email: str, password: str) -> None:
+        response = self.http.post(f"{self.base}/login", auth=(email, password), timeout=30)
+        response.raise_for_status()
+        self.token = response.text
+
+    def _headers(self, **extra) -> dict:
+        return {"Authorization": f"Bearer {self.token}", **extra}
+
+    def upload(self, path: Path) -> str:
+        with MultipartUpload(path) as body:
+            response = self.http.post(f"{self.base}/upload", data=body, timeout=600,
+                                      headers=self._headers(**{"Content-Type": body.content_type}))
+        if response.status_code != 202:
+            raise RuntimeError(f"upload answered {response.status_code}: {response.text[:300]}")
+        return response.json()["job_id"]
+
+    def job(self, job_id: str) -> dict:
+        response = self.http.get(f"{self.base}/jobs/{job_id}", headers=self._headers(), timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def wait_final(self, job_id: str, poll_seconds: float, timeout: float = 3600) -> tuple[dict, float]:
+        """Poll GET /jobs/<id> until the job is done or failed; the job and when this client saw it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.job(job_id)
+            if job["status"] in ("done", "failed"):
+                return job, time.perf_counter()
+            time.sleep(poll_seconds)
+        raise TimeoutError(f"job {job_id} not final after {timeout} s")
+
+
+class Probe:
+    """Timestamps (perf_counter) of each job's milestones, from log records and in-place wrappers."""
+
+    MESSAGES = {"upload queued": "queued", "converting": "converting", "converted": "converted",
+                "conversion failed": "failed"}
+
+    def __init__(self):
+        self.events: dict[str, dict[str, float]] = defaultdict(dict)
+        self.final: dict[str, threading.Event] = defaultdict(threading.Event)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def mark(self, job_id: str | None, name: str) -> None:
+        now = time.perf_counter()
+        if job_id is not None:
+            with self._lock:
+                self.events[job_id].setdefault(name, now)
+                final = self.final[job_id] if name in ("converted", "failed") else None
+            if final is not None:
+                final.set()
+
+    def wait(self, job_id: str, timeout: float = 60) -> dict[str, float]:
+        with self._lock:
+            final = self.final[job_id]
+        if not final.wait(timeout):
+            raise TimeoutError(f"job {job_id} never finished")
+        return dict(self.events[job_id])
+
+    def install(self) -> "Probe":
+        probe = self
+
+        class Listener(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                name = Probe.MESSAGES.get(record.msg)
+                if name is not None:
+                    probe.mark(getattr(record, "job_id", None), name)
+
+        listener = Listener(logging.INFO)
+        for logger_name in ("gateway.app", "converter.handler"):
+            logger = logging.getLogger(logger_name)
+            logger.setLevel(logging.INFO)
+            logger.addHandler(listener)
+
+        from converter import handler as converter_handler
+
+        converter_class = converter_handler.Converter
+        convert_job, fetch, store = converter_class._convert, converter_class._fetch, converter_class._store
+        ffmpeg_convert = converter_handler.convert
+
+        def wrapped_convert_job(self, job, cancel):
+            probe._local.job_id = str(job["_id"])
+            probe.mark(probe._local.job_id, "convert_start")
+            try:
+                return convert_job(self, job, cancel)
+            finally:
+                probe._local.job_id = None
+
+        def wrapped_fetch(self, *args, **kwargs):
+            result = fetch(self, *args, **kwargs)
+            probe.mark(getattr(probe._local, "job_id", None), "fetched")
+            return result
+
+        def wrapped_ffmpeg(*args, **kwargs):
+            job_id = getattr(probe._local, "job_id", None)
+            probe.mark(job_id, "ffmpeg_start")
+            try:
+                return ffmpeg_convert(*args, **kwargs)
+            finally:
+                probe.mark(job_id, "ffmpeg_end")
+
+        def wrapped_store(self, *args, **kwargs):
+            result = store(self, *args, **kwargs)
+            probe.mark(getattr(probe._local, "job_id", None), "stored")
+            return result
+
+        converter_class._convert = wrapped_convert_job
+        converter_class._fetch = wrapped_fetch
+        converter_class._store = wrapped_store
+        converter_handler.convert = wrapped_ffmpeg
+        return self
+
+
+_probe: Probe | None = None
+
+
+def probe() -> Probe:
+    """The one Probe of this process (installing it twice would wrap the wrappers)."""
+    global _probe
+    if _probe is None:
+        _probe = Probe().install()
+    return _probe
