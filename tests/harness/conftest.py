@@ -9,6 +9,12 @@ Fixtures (use them in any test under tests/harness):
   ``.secrets`` the names marked [secret], ``.app`` the names the four services read (above the
   "backing services (containers only)" line), ``.backing`` the names only the mysql/mongodb/rabbitmq
   containers read (below it).
+- ``service_variables`` -> {service: set of names}: what each of the four services reads
+  (``common.settings.variable_names``), i.e. exactly what its container gets; their union is ``.app``.
+- ``secret_holders`` -> {secret: set of containers}: the only compose services / Kubernetes workloads
+  that may get each secret (least privilege: JWT_SECRET, ADMIN_PASSWORD and MYSQL_PASSWORD auth alone
+  among the apps, SMTP_PASSWORD notification alone). Written out, not derived from common.settings, so
+  that a service that starts reading another's secret fails the tests until this table says so.
 - ``make_env(overrides=None, sentinel_secrets=False)`` -> Path: a fresh .env written by
   ``scripts/init-env --output`` in a new temporary directory. ``overrides`` {name: value} replaces
   values; with ``sentinel_secrets`` every [secret] gets a recognisable value ``sentinel_<name>_<random>``.
@@ -39,9 +45,22 @@ from pathlib import Path
 
 import pytest
 
+from common.settings import SERVICE_SETTINGS, variable_names
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
 BACKING_SECTION = re.compile(r"^#\s*-+\s*backing services", re.IGNORECASE)
+# See ``secret_holders`` above. The broker and MongoDB passwords are inside the URLs of the three services
+# that use them (and, in Kubernetes, the variables those URLs are assembled from).
+SECRET_HOLDERS = {
+    "JWT_SECRET": {"auth"},
+    "ADMIN_PASSWORD": {"auth"},
+    "MYSQL_PASSWORD": {"auth", "mysql"},
+    "SMTP_PASSWORD": {"notification"},
+    "MYSQL_ROOT_PASSWORD": {"mysql"},
+    "MONGO_ROOT_PASSWORD": {"gateway", "converter", "notification", "mongodb"},
+    "RABBITMQ_PASSWORD": {"gateway", "converter", "notification", "rabbitmq"},
+}
 
 
 @dataclass
@@ -99,6 +118,16 @@ def env_example() -> EnvExample:
     parsed = parse_env_example((REPO_ROOT / ".env.example").read_text())
     assert parsed.app and parsed.backing, ".env.example: no variables, or no 'backing services' section"
     return parsed
+
+
+@pytest.fixture(scope="session")
+def service_variables() -> dict:
+    return {name: variable_names(name) for name in SERVICE_SETTINGS}
+
+
+@pytest.fixture(scope="session")
+def secret_holders() -> dict:
+    return {secret: set(holders) for secret, holders in SECRET_HOLDERS.items()}
 
 
 @pytest.fixture(scope="session")

@@ -320,11 +320,18 @@ def test_auth_can_log_in_to_mysql_8(compose_model, repo_root):
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
-def test_app_containers_get_exactly_the_app_variables(compose_model, env_example, name):
-    assert set(compose_model["services"][name]["environment"]) == set(env_example.app)
+def test_app_containers_get_exactly_their_services_variables(compose_model, service_variables, name):
+    """Least privilege: the variables common.settings says the service reads, no more, no fewer."""
+    environment = set(compose_model["services"][name]["environment"])
+    wanted = service_variables[name]
+    assert environment == wanted, f"{name}: missing {sorted(wanted - environment)}, " + (
+        f"extra {sorted(environment - wanted)}"
+    )
 
 
-def test_app_values_come_from_env_except_where_they_run(make_env, read_env, compose_config, env_example):
+def test_app_values_come_from_env_except_where_they_run(
+    make_env, read_env, compose_config, env_example, service_variables
+):
     # A distinct value for every variable that compose should pass through from .env untouched.
     passed = [n for n in env_example.app if n not in FIXED_IN_CONTAINERS and n not in BUILT_FROM_CREDENTIALS]
     env_file = make_env({n: f"from_env_{n.lower()}" for n in passed if n != "DEV_RELOAD"}, sentinel_secrets=True)
@@ -332,18 +339,46 @@ def test_app_values_come_from_env_except_where_they_run(make_env, read_env, comp
     model = compose_config(env_file=env_file)["services"]
     for name in APP_SERVICES:
         environment = model[name]["environment"]
-        for variable in passed:
+        own = service_variables[name]
+        for variable in own.intersection(passed):
             expected = "true" if variable == "DEV_RELOAD" and name in FLASK_SERVICES else values[variable]
             assert environment[variable] == expected, f"{name}: {variable}"
         for variable, value in FIXED_IN_CONTAINERS.items():
-            assert environment[variable] == value, f"{name}: {variable}"
+            if variable in own:
+                assert environment[variable] == value, f"{name}: {variable}"
         for variable, template in BUILT_FROM_CREDENTIALS.items():
-            assert environment[variable] == template.format(**values), f"{name}: {variable}"
+            if variable in own:
+                assert environment[variable] == template.format(**values), f"{name}: {variable}"
 
 
-def test_consumers_keep_dev_reload_from_env(make_env, compose_config):
+def test_dev_reload_is_on_for_the_http_services_only(make_env, compose_config):
+    """`--watch` syncs auth's and gateway's code: gunicorn reloads it whatever .env says. The consumers
+    restart instead (sync+restart) and do not read DEV_RELOAD, so they do not get it."""
     model = compose_config(env_file=make_env({"DEV_RELOAD": "false"}))["services"]
-    assert {model[n]["environment"]["DEV_RELOAD"] for n in CONSUMERS} == {"false"}
+    assert {model[n]["environment"]["DEV_RELOAD"] for n in FLASK_SERVICES} == {"true"}
+    assert not any("DEV_RELOAD" in model[n]["environment"] for n in CONSUMERS)
+
+
+def test_each_secret_reaches_only_the_containers_that_read_it(
+    make_env, read_env, compose_config, env_example, secret_holders
+):
+    """JWT_SECRET, MYSQL_PASSWORD and ADMIN_PASSWORD reach auth alone (and MYSQL_PASSWORD the mysql
+    container that creates the user), SMTP_PASSWORD notification alone; by name and by value."""
+    env_file = make_env({"SMTP_PASSWORD": "sentinel_smtp_password_compose"}, sentinel_secrets=True)
+    values = read_env(env_file)
+    model = compose_config(env_file=env_file, profiles=["*"])["services"]
+    assert set(secret_holders) >= env_example.secrets, "a [secret] of .env.example without its holders in conftest"
+    for secret, holders in secret_holders.items():
+        assert values[secret].startswith("sentinel_"), secret
+        by_value = {
+            name
+            for name, service in model.items()
+            if any(values[secret] in str(value) for value in (service.get("environment") or {}).values())
+        }
+        assert by_value == holders, f"{secret} reaches {sorted(by_value)}, only {sorted(holders)} may hold it"
+        if secret in env_example.app:
+            by_name = {name for name in APP_SERVICES if secret in model[name]["environment"]}
+            assert by_name == holders & set(APP_SERVICES), f"{secret} is given to {sorted(by_name)}"
 
 
 @pytest.mark.parametrize("name", BACKING_SERVICES)

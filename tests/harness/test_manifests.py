@@ -240,6 +240,43 @@ def test_every_reference_to_a_secret_or_configmap_key_resolves(stack):
         assert "envFrom" not in item, "each variable is listed, so that no container gets what it does not need"
 
 
+def url_parts(item: dict) -> dict:
+    """{variable: the variables its value is assembled from ($(NAME))} for a container's env."""
+    return {
+        variable["name"]: set(re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", variable["value"]))
+        for variable in item.get("env", [])
+        if "value" in variable
+    }
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_each_app_container_gets_exactly_its_services_variables(stack, service_variables, env_example, name):
+    """Least privilege: what common.settings says the service reads, and the parts of its URLs."""
+    item = container(named(stack, "Deployment")[name])
+    names = [variable["name"] for variable in item["env"]]
+    assert len(names) == len(set(names)), f"{name}: a variable listed twice"
+    wanted = service_variables[name]
+    parts = set().union(*url_parts(item).values())
+    # A URL's parts are there only for the URLs the service reads (they are in .env's backing section).
+    assert set(url_parts(item)) <= wanted and parts <= set(env_example.backing), f"{name}: {url_parts(item)}"
+    given = set(names) - parts
+    assert given == wanted, f"{name}: missing {sorted(wanted - given)}, extra {sorted(given - wanted)}"
+
+
+def test_each_secret_is_referenced_only_by_the_containers_that_read_it(stack, secret_holders, env_example):
+    """JWT_SECRET, MYSQL_PASSWORD and ADMIN_PASSWORD reach auth alone among the apps (MYSQL_PASSWORD also
+    the mysql StatefulSet), SMTP_PASSWORD notification alone: which Secret keys each container reads."""
+    assert set(secret_holders) >= env_example.secrets, "a [secret] of .env.example without its holders in conftest"
+    readers = {}
+    for obj, item in every_container(stack):
+        for variable in item.get("env", []):
+            ref = variable.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                readers.setdefault(ref["key"], set()).add(obj["metadata"]["name"])
+    for secret, holders in secret_holders.items():
+        assert readers.get(secret, set()) == holders, f"{secret} is read by {sorted(readers.get(secret, []))}"
+
+
 def test_app_containers_do_not_get_the_mysql_root_password(stack):
     for name, deployment in named(stack, "Deployment").items():
         names = {variable["name"] for variable in container(deployment)["env"]}

@@ -5,7 +5,8 @@ real compose binary (conftest's compose_model), and the root kustomization built
 `kubectl kustomize` in a temporary copy, with the Tiltfile evaluated on that copy. Then: the same app
 services, from the same images, Dockerfiles and build context, on the same ports, with the same
 variables holding the same values, starting in the same order, syncing code to the same places; and
-both agree with .env.example.
+both agree with .env.example. Each container gets exactly the variables its own service reads
+(common.settings.variable_names): the same names, per service, in both.
 """
 
 import base64
@@ -25,8 +26,11 @@ from tests.harness.k8s_stack import (
 from tests.harness.tilt_stubs import Sync, evaluate_tiltfile
 
 # In Kubernetes the two URLs that carry passwords are assembled from these (listed in .env.example's
-# backing-services section), so the app containers have them as well.
-URL_PARTS = {"MONGO_ROOT_USER", "MONGO_ROOT_PASSWORD", "RABBITMQ_USER", "RABBITMQ_PASSWORD"}
+# backing-services section), so the containers of the services that read a URL have its parts as well.
+URL_PARTS = {
+    "MONGODB_URI": {"MONGO_ROOT_USER", "MONGO_ROOT_PASSWORD"},
+    "RABBITMQ_URL": {"RABBITMQ_USER", "RABBITMQ_PASSWORD"},
+}
 # compose runs auth and gateway under `--watch` with gunicorn's reload; Tilt restarts the process instead.
 COMPOSE_ONLY_VALUES = {("auth", "DEV_RELOAD"), ("gateway", "DEV_RELOAD")}
 
@@ -104,38 +108,73 @@ def test_the_same_backing_service_images(compose_model, k8s):
         assert container(statefulsets[name])["image"] == compose_model["services"][name]["image"], name
 
 
+def url_parts(variables) -> set:
+    return set().union(*(parts for url, parts in URL_PARTS.items() if url in variables))
+
+
+def test_the_services_variables_together_are_the_app_variables_of_env_example(
+    service_variables, compose_apps, k8s, env_example
+):
+    """Nothing of .env.example is left unread, nothing a service reads is missing from it, and no variable
+    reaches a container in one way of running and not in the other."""
+    assert set(service_variables) == set(APP_SERVICES)
+    assert set().union(*service_variables.values()) == set(env_example.app)
+    assert set().union(*(compose_apps[name]["environment"] for name in APP_SERVICES)) == set(env_example.app)
+    in_k8s = set().union(*(resolved_env(k8s, container(named(k8s, "Deployment")[name])) for name in APP_SERVICES))
+    assert in_k8s == set(env_example.app) | url_parts(env_example.app)
+    assert set(env_example.backing) >= url_parts(URL_PARTS)
+
+
 @pytest.mark.parametrize("name", APP_SERVICES)
-def test_the_same_variables_with_the_same_values(name, compose_apps, k8s, env_example):
+def test_the_same_variables_with_the_same_values(name, compose_apps, k8s, service_variables):
+    """Each container gets exactly its service's variables, the same names and values in both."""
     compose_env = compose_apps[name]["environment"]
     k8s_env = resolved_env(k8s, container(named(k8s, "Deployment")[name]))
-    # Both give every app variable of .env.example, and nothing .env.example does not list.
-    assert set(compose_env) == set(env_example.app), f"compose {name}: {set(compose_env) ^ set(env_example.app)}"
-    wanted = set(env_example.app) | URL_PARTS
-    assert not wanted - set(k8s_env), f"add {sorted(wanted - set(k8s_env))} to manifests/base/app-env.patch.yaml"
-    assert not set(k8s_env) - wanted, f"k8s {name}: variables .env.example does not list: {set(k8s_env) - wanted}"
-    assert set(env_example.backing) >= URL_PARTS
+    own = service_variables[name]
+    assert set(compose_env) == own, f"compose.yaml {name}: missing {sorted(own - set(compose_env))}, " + (
+        f"extra {sorted(set(compose_env) - own)}"
+    )
+    wanted = own | url_parts(own)
+    assert not wanted - set(k8s_env), f"add {sorted(wanted - set(k8s_env))} to the env of manifests/base/{name}.yaml"
+    assert not set(k8s_env) - wanted, f"manifests/base/{name}.yaml: {name} does not read {set(k8s_env) - wanted}"
     different = {
         variable: (compose_env[variable], k8s_env[variable])
-        for variable in env_example.app
+        for variable in own
         if compose_env[variable] != k8s_env[variable] and (name, variable) not in COMPOSE_ONLY_VALUES
     }
     assert not different, f"{name}: compose and Kubernetes disagree (compose, k8s): {different}"
 
 
+def test_each_secret_reaches_the_same_containers_in_both(compose_apps, compose_env, k8s, env_example, secret_holders):
+    """A secret's value (a sentinel of the shared .env) is in the same app containers in both, and only in
+    those of the services that read it: JWT_SECRET in auth alone."""
+    k8s_envs = {name: resolved_env(k8s, container(named(k8s, "Deployment")[name])) for name in APP_SERVICES}
+    for secret in env_example.secrets:
+        value = compose_env[secret]
+        assert value.startswith("sentinel_"), secret
+        compose_envs = {name: compose_apps[name]["environment"] for name in APP_SERVICES}
+        in_compose = {name for name in APP_SERVICES if any(value in v for v in compose_envs[name].values())}
+        in_k8s = {name for name in APP_SERVICES if any(value in v for v in k8s_envs[name].values())}
+        assert in_compose == in_k8s == secret_holders[secret] & set(APP_SERVICES), (secret, in_compose, in_k8s)
+
+
 @pytest.mark.parametrize("name", APP_SERVICES)
-def test_both_override_the_same_variables_of_env_and_no_others(name, compose_apps, k8s, compose_env, env_example):
+def test_both_override_the_same_variables_of_env_and_no_others(
+    name, compose_apps, k8s, compose_env, env_example, service_variables
+):
     """What a container changes from .env is only about where it runs, and it is the same in both."""
     item = container(named(k8s, "Deployment")[name])
     k8s_env = resolved_env(k8s, item)
-    overridden_in_k8s = {variable for variable in env_example.app if k8s_env[variable] != compose_env[variable]}
+    own = service_variables[name]
+    overridden_in_k8s = {variable for variable in own if k8s_env[variable] != compose_env[variable]}
     overridden_in_compose = {
         variable
-        for variable in env_example.app
+        for variable in own
         if compose_apps[name]["environment"][variable] != compose_env[variable]
         and (name, variable) not in COMPOSE_ONLY_VALUES
     }
     assert overridden_in_k8s == overridden_in_compose
-    assert overridden_in_k8s == {"MYSQL_HOST", "AUTH_SVC_ADDRESS", "MONGODB_URI", "RABBITMQ_URL"}
+    assert overridden_in_k8s == own & {"MYSQL_HOST", "AUTH_SVC_ADDRESS", "MONGODB_URI", "RABBITMQ_URL"}
     # Secrets come from the Secret only: never a literal, never a ConfigMap.
     sources = {variable["name"]: variable for variable in item["env"]}
     for secret in env_example.secrets & set(sources):
@@ -164,8 +203,9 @@ def test_the_same_ports(compose_apps, compose_model, k8s):
             assert ports <= listening
         else:
             assert not ports, f"{name}: a consumer listens on nothing"
-    # The URLs and hosts the apps use name the cluster Services on the ports compose uses.
-    env = compose_apps["gateway"]["environment"]
+    # The URLs and hosts the apps use name the cluster Services on the ports compose uses (MYSQL_PORT is
+    # auth's, the URLs the gateway's).
+    env = {**compose_apps["auth"]["environment"], **compose_apps["gateway"]["environment"]}
     expected = {
         "mysql": int(env["MYSQL_PORT"]),
         "mongodb": int(re.search(r"@mongodb:(\d+)/", env["MONGODB_URI"]).group(1)),
