@@ -8,6 +8,7 @@ import contextlib
 import os
 import secrets
 import socket
+import subprocess
 import time
 import urllib.parse
 from pathlib import Path
@@ -167,5 +168,39 @@ def running_stack(env: dict[str, str], converters: int = 1):
         yield running
     finally:
         running.stop()
+        drop_database(env)
+        delete_queues(env)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_local(env: dict[str, str], *args) -> subprocess.Popen:
+    """scripts/run-local as a user starts it, without a .env: everything from `env`."""
+    return subprocess.Popen([str(ROOT / "scripts/run-local"), "--env-file", "/nonexistent/.env", *args],
+                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@contextlib.contextmanager
+def ready_run_local(env: dict[str, str], *args):
+    """scripts/run-local on free ports, once it says it is ready: (process, logged-in admin client)."""
+    env = {**env, "GATEWAY_PORT": str(free_port()), "AUTH_PORT": str(free_port())}
+    process = run_local(env, *args)
+    try:
+        line = ""
+        while not line.startswith("Ready. Gateway: "):
+            line = process.stdout.readline()
+            assert line or process.poll() is None, "run-local stopped before it was ready"
+        assert line.split()[2] == f"http://127.0.0.1:{env['GATEWAY_PORT']}"
+        client = Client(line.split()[2])
+        assert client.login(*ADMIN).status_code == 200
+        yield process, client
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
         drop_database(env)
         delete_queues(env)

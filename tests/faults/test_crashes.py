@@ -5,7 +5,6 @@ import logging
 import signal
 import tempfile
 import time
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -13,13 +12,9 @@ import pytest
 from common import storage
 from common.jobs import Jobs
 from tests.faults.conftest import InProcessConverter, TCPProxy, wait_until
-from tests.servers import ADMIN, Client, queue_depth
+from tests.servers import queue_depth, ready_run_local
 
 pytestmark = pytest.mark.faults
-
-
-def leftover_workdirs() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("converter-*")}
 
 
 def mp3s_of(env, job_id) -> list:
@@ -27,12 +22,14 @@ def mp3s_of(env, job_id) -> list:
     return list(db[f"{storage.MP3S}.files"].find({"metadata.job_id": job_id}))
 
 
-def test_a_converter_cut_off_mid_conversion_hands_the_job_to_another(fault_env, fault_stack, slow_video):
+def test_a_converter_cut_off_mid_conversion_hands_the_job_to_another(fault_env, fault_stack, slow_video,
+                                                                     tmp_path, monkeypatch):
+    # The converters of this test are threads of this process: their temp files go here, and only theirs.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     amqp = urlparse(fault_env["RABBITMQ_URL"])
     proxy = TCPProxy(amqp.hostname, amqp.port or 5672)
     via_proxy = fault_env["RABBITMQ_URL"].replace(
         amqp.netloc, f"{amqp.username}:{amqp.password}@127.0.0.1:{proxy.port}")
-    workdirs_before = leftover_workdirs()
     client = fault_stack.client
 
     with InProcessConverter(fault_env, rabbitmq_url=via_proxy):
@@ -46,7 +43,7 @@ def test_a_converter_cut_off_mid_conversion_hands_the_job_to_another(fault_env, 
     assert [f["_id"] for f in mp3s_of(fault_env, job_id)] == [storage.object_id(job["mp3_fid"])]
     stored = Jobs(storage.connect(fault_env["MONGODB_URI"], fault_env["MONGODB_DB"])).get(job_id)
     assert stored["attempts"] == 2
-    assert leftover_workdirs() <= workdirs_before
+    assert list(tmp_path.iterdir()) == [], "a conversion left files behind"
 
 
 def test_heartbeats_keep_flowing_during_a_long_conversion(fault_env, fault_stack, slow_video, caplog):
@@ -68,17 +65,8 @@ def test_heartbeats_keep_flowing_during_a_long_conversion(fault_env, fault_stack
 
 
 def test_sigterm_mid_conversion_hands_the_message_back_and_exits_0(fault_env, slow_video):
-    from tests.integration.test_run_local import free_port, run_local
-
-    env = {**fault_env, "GATEWAY_PORT": str(free_port()), "AUTH_PORT": str(free_port()),
-           "SHUTDOWN_GRACE_SECONDS": "1"}
-    process = run_local(env)
-    try:
-        line = wait_until(process.stdout.readline, 90, "run-local to start", interval=0)
-        while not line.startswith("Ready."):
-            line = process.stdout.readline()
-        client = Client(line.split()[2])
-        assert client.login(*ADMIN).status_code == 200
+    env = {**fault_env, "SHUTDOWN_GRACE_SECONDS": "1"}
+    with ready_run_local(env) as (process, client):
         job_id = client.upload(slow_video).json()["job_id"]
         wait_until(lambda: client.job(job_id).json()["progress"] > 0, 60, "the conversion to start")
 
@@ -89,28 +77,11 @@ def test_sigterm_mid_conversion_hands_the_message_back_and_exits_0(fault_env, sl
         # Not done, so not acked: the video message is back in the queue for the next converter.
         assert queue_depth(env, env["VIDEO_QUEUE"]) == 1
         assert queue_depth(env, env["MP3_QUEUE"]) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-        from tests.servers import delete_queues, drop_database
-
-        drop_database(env)
-        delete_queues(env)
 
 
 def test_sigterm_lets_a_conversion_that_fits_in_the_grace_period_finish(fault_env, slow_video):
-    from tests.integration.test_run_local import free_port, run_local
-
-    env = {**fault_env, "GATEWAY_PORT": str(free_port()), "AUTH_PORT": str(free_port()),
-           "SHUTDOWN_GRACE_SECONDS": "30"}
-    process = run_local(env)
-    try:
-        line = process.stdout.readline()
-        while not line.startswith("Ready."):
-            assert process.poll() is None, "run-local died"
-            line = process.stdout.readline()
-        client = Client(line.split()[2])
-        assert client.login(*ADMIN).status_code == 200
+    env = {**fault_env, "SHUTDOWN_GRACE_SECONDS": "30"}
+    with ready_run_local(env) as (process, client):
         job_id = client.upload(slow_video).json()["job_id"]
         wait_until(lambda: client.job(job_id).json()["progress"] > 0, 60, "the conversion to start")
 
@@ -119,10 +90,3 @@ def test_sigterm_lets_a_conversion_that_fits_in_the_grace_period_finish(fault_en
         assert process.returncode == 0
         assert '"message": "converted"' in output
         assert queue_depth(env, env["VIDEO_QUEUE"]) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-        from tests.servers import delete_queues, drop_database
-
-        drop_database(env)
-        delete_queues(env)
