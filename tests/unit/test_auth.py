@@ -18,6 +18,7 @@ from auth.app import create_app, ensure_admin
 from auth.passwords import hash_password
 from auth.users import UserStore, users
 from common.settings import AuthSettings, load
+from tests.unit.envfile import assert_json_error
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -54,15 +55,6 @@ def claims_for(email: str = ALICE, **changes) -> dict:
 
 def make_token(claims: dict, key: str = SECRET, algorithm: str = "HS256") -> str:
     return jwt.encode(claims, key, algorithm=algorithm)
-
-
-def assert_json_error(response, status: int) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert set(body) == {"error", "message"}
-    assert body["error"] and body["message"]
-    return body
 
 
 @pytest.fixture(scope="module")

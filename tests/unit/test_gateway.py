@@ -18,6 +18,7 @@ from common.jobs import Jobs
 from common.settings import GatewaySettings, load
 from gateway.app import create_app
 from gateway.auth_client import AuthUnavailable
+from tests.unit.envfile import assert_json_error
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -103,15 +104,6 @@ def raw_upload(client, disposition: bytes, data: bytes, token: str = ALICE_TOKEN
             b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n--BOUNDARY--\r\n")
     return client.post("/upload", data=body, headers=bearer(token),
                        content_type="multipart/form-data; boundary=BOUNDARY")
-
-
-def assert_json_error(response, status: int) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert set(body) == {"error", "message"}
-    assert body["error"] and body["message"]
-    return body
 
 
 def assert_nothing_stored(db, publisher) -> None:

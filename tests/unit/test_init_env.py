@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 
 from common.settings import ALL_SETTINGS, load
+from tests.unit.envfile import ASSIGNMENT, EXAMPLE, variables
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "init-env"
-EXAMPLE = ROOT / ".env.example"
-ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
 URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -36,15 +35,7 @@ def values(path: Path) -> dict[str, str]:
 
 def example() -> list[tuple[str, str, bool]]:
     """(name, default, marked [secret]) for each variable of .env.example."""
-    found, secret = [], False
-    for line in EXAMPLE.read_text().splitlines():
-        if line.startswith("#"):
-            secret = secret or "[secret]" in line
-            continue
-        if match := ASSIGNMENT.match(line):
-            found.append((match.group(1), match.group(2), secret))
-        secret = False
-    return found
+    return variables(EXAMPLE.read_text().splitlines())
 
 
 SECRETS = [name for name, _default, secret in example() if secret]

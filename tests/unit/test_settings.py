@@ -1,6 +1,5 @@
 """common.settings against .env.example: one list of variables, each documented, each checked at start."""
 
-import re
 from pathlib import Path
 
 import pytest
@@ -14,12 +13,11 @@ from common.settings import (
     load,
     variable_names,
 )
+from tests.unit.envfile import ASSIGNMENT, EXAMPLE, variables
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / ".env.example"
-ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
 
 # A value for each variable some service requires, valid for every service.
 VALID = {
@@ -40,19 +38,6 @@ def backing_services_line() -> int:
     found = [i for i, line in enumerate(example_lines()) if line.startswith("# ----") and "backing services" in line]
     assert len(found) == 1, "one '# ---- ... backing services' line separates the services' variables"
     return found[0]
-
-
-def variables(lines) -> list[tuple[str, str, bool]]:
-    """(name, default, marked [secret]) for each assignment; [secret] is in the comment lines just above it."""
-    found, secret = [], False
-    for line in lines:
-        if line.startswith("#"):
-            secret = secret or "[secret]" in line
-            continue
-        if match := ASSIGNMENT.match(line):
-            found.append((match.group(1), match.group(2), secret))
-        secret = False
-    return found
 
 
 def app_variables() -> list[tuple[str, str, bool]]:
