@@ -1,6 +1,7 @@
 """The gateway alone, against its public contract (DESIGN.md): mongomock GridFS, a fake broker and a fake auth."""
 
 import io
+import json
 import time
 from datetime import datetime
 from urllib.parse import unquote
@@ -17,7 +18,7 @@ from common import storage
 from common.jobs import Jobs
 from common.settings import GatewaySettings, load
 from gateway.app import create_app
-from gateway.auth_client import AuthUnavailable
+from gateway.auth_client import AuthClient, AuthUnavailable
 from tests.unit.envfile import assert_json_error
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -518,3 +519,42 @@ def test_wrong_method_is_405_json(client, method, path):
     response = getattr(client, method)(path, headers=bearer(ALICE_TOKEN))
     assert_json_error(response, 405)
     assert response.headers.get("Allow")
+
+
+class CountingAuth:
+    """auth's /validate as an HTTP server would answer it, counting the calls."""
+
+    def __init__(self, exp_in: float = 3600):
+        self.calls = 0
+        self.exp_in = exp_in
+
+    def post(self, url, headers, timeout):
+        self.calls += 1
+        response = requests.Response()
+        token = headers["Authorization"].removeprefix("Bearer ")
+        if token == "good":
+            response.status_code = 200
+            now = time.time()
+            response._content = json.dumps({"sub": "alice@example.com", "admin": False, "iat": int(now),
+                                            "exp": now + self.exp_in}).encode()
+        else:
+            response.status_code = 401
+            response._content = b'{"error": "invalid_token", "message": "no"}'
+        return response
+
+
+def test_an_accepted_token_is_not_validated_again_for_each_request():
+    client = AuthClient("http://auth.test", timeout=1)
+    client._http = CountingAuth()
+    assert [client.validate("good")["sub"] for _ in range(5)] == ["alice@example.com"] * 5
+    assert client._http.calls == 1
+
+
+def test_a_refused_or_expired_token_is_asked_about_every_time():
+    client = AuthClient("http://auth.test", timeout=1)
+    client._http = CountingAuth(exp_in=-1)
+    assert client.validate("bad") is None
+    assert client.validate("bad") is None
+    client.validate("good")
+    client.validate("good")
+    assert client._http.calls == 4

@@ -1,6 +1,17 @@
-"""Calls to the auth service, each with a timeout: auth down means 503, never a hang."""
+"""Calls to the auth service, each with a timeout: auth down means 503, never a hang.
+
+Validation is stateless (signature and expiry), so an accepted token's claims are kept for up to a
+minute: a client polling its job costs no round trip to auth each time.
+"""
+
+import threading
+import time
 
 import requests
+from cachetools import TTLCache
+
+VALIDATION_CACHE_SECONDS = 60
+VALIDATION_CACHE_SIZE = 10_000
 
 
 class AuthUnavailable(Exception):
@@ -12,6 +23,8 @@ class AuthClient:
         self._base = base_url.rstrip("/")
         self._timeout = timeout
         self._http = requests.Session()
+        self._accepted: TTLCache = TTLCache(VALIDATION_CACHE_SIZE, VALIDATION_CACHE_SECONDS)
+        self._accepted_lock = threading.Lock()
 
     def login(self, authorization: str) -> requests.Response:
         """Forward the caller's Basic credentials; the answer is auth's, status and body."""
@@ -19,8 +32,17 @@ class AuthClient:
 
     def validate(self, token: str) -> dict | None:
         """The token's claims, or None when auth refuses it."""
+        with self._accepted_lock:
+            claims = self._accepted.get(token)
+        if claims is not None and claims["exp"] > time.time():
+            return claims
         response = self._call("/validate", f"Bearer {token}")
-        return response.json() if response.status_code == 200 else None
+        if response.status_code != 200:
+            return None
+        claims = response.json()
+        with self._accepted_lock:
+            self._accepted[token] = claims
+        return claims
 
     def ping(self) -> None:
         try:
