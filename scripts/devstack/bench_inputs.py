@@ -83,10 +83,11 @@ class BigVideo:
             partial.rename(segment)
         _say(f"generating a {self.label} video ({self.path.name})")
         started = time.monotonic()
-        repeats = max(1, math.ceil(self.megabytes * MB / segment.stat().st_size))
+        repeats = math.ceil(self.megabytes * MB / segment.stat().st_size) + 1
         partial = self.path.with_name("partial-" + self.path.name)
+        # -fs ends the file (properly, with its index) once it holds that many bytes.
         subprocess.run([ffmpeg, "-v", "error", "-y", "-stream_loop", str(repeats - 1), "-i", str(segment),
-                        "-c", "copy", str(partial)], check=True)
+                        "-c", "copy", "-fs", str(self.megabytes * MB), str(partial)], check=True)
         partial.rename(self.path)
         _say(f"  {self.path.stat().st_size / MB:.0f} MB in {time.monotonic() - started:.0f} s")
         return self.path

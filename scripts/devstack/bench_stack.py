@@ -5,10 +5,11 @@ against the real MariaDB/MySQL and RabbitMQ on 127.0.0.1 (or where MYSQL_* and R
 point), with a throwaway database and throwaway queue names that are dropped afterwards; MongoDB is
 the in-process mongomock, as with scripts/run-local.
 
-A Probe sees inside without changing what runs: it listens to the services' own log records
-("upload queued", "converting", "converted") and wraps four converter methods in place to note when
-they start and end (Converter._convert, Converter._fetch, converter.handler.convert and
-Converter._store). Each note is one perf_counter() read.
+A Probe sees inside without changing what runs: it wraps five methods in place to note when they
+start or end (Jobs.create, Converter._convert, Converter._fetch, converter.handler.convert,
+Converter._store), and listens to the converter's "conversion failed" log record. Each note is one
+perf_counter() read. A job counts as done when Converter._convert returns: the MP3 is stored and
+the job marked done (Jobs.finish) by then, and only the message's ack is left.
 """
 
 import contextlib
@@ -122,6 +123,24 @@ def running_stack(tag: str, converters: int):
             _drop(env)
 
 
+def delete_files(env: dict[str, str], job_id: str) -> None:
+    """Drop a finished job's video and MP3 from the in-process GridFS.
+
+    mongomock checks GridFS's unique index on every chunk insert by scanning the whole collection,
+    so each stored file would make the next uploads slower (a MongoDB server uses the index); the
+    runs of a benchmark should not depend on how many ran before them.
+    """
+    from common import storage
+    from common.jobs import Jobs
+
+    db = storage.connect(storage.MEMORY, env["MONGODB_DB"])
+    job = Jobs(db).get(job_id)
+    if job is not None:
+        storage.bucket(db, storage.VIDEOS).delete(job["video_fid"])
+        if job.get("mp3_fid"):
+            storage.bucket(db, storage.MP3S).delete(job["mp3_fid"])
+
+
 class Client:
     """The gateway as a user's script sees it: login, streamed upload, job status."""
 
@@ -165,8 +184,8 @@ class Client:
 class Probe:
     """Timestamps (perf_counter) of each job's milestones, from log records and in-place wrappers."""
 
-    MESSAGES = {"upload queued": "queued", "converting": "converting", "converted": "converted",
-                "conversion failed": "failed"}
+    MESSAGES = {"conversion failed": "failed"}
+    WRAPPED = ("_convert", "_fetch", "_store")
 
     def __init__(self):
         self.events: dict[str, dict[str, float]] = defaultdict(dict)
@@ -183,7 +202,7 @@ class Probe:
             if final is not None:
                 final.set()
 
-    def wait(self, job_id: str, timeout: float = 60) -> dict[str, float]:
+    def wait(self, job_id: str, timeout: float = 600) -> dict[str, float]:
         with self._lock:
             final = self.final[job_id]
         if not final.wait(timeout):
@@ -200,24 +219,36 @@ class Probe:
                     probe.mark(getattr(record, "job_id", None), name)
 
         listener = Listener(logging.INFO)
-        for logger_name in ("gateway.app", "converter.handler"):
-            logger = logging.getLogger(logger_name)
-            logger.setLevel(logging.INFO)
-            logger.addHandler(listener)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log on the console
+        logger = logging.getLogger("converter.handler")
+        logger.setLevel(logging.INFO)
+        logger.addHandler(listener)
 
+        from common.jobs import Jobs
         from converter import handler as converter_handler
 
+        create = Jobs.create
+
         converter_class = converter_handler.Converter
+        missing = [name for name in self.WRAPPED if not hasattr(converter_class, name)]
+        if missing or not hasattr(converter_handler, "convert") or not hasattr(Jobs, "create"):
+            raise RuntimeError(f"the services changed shape (missing {missing or 'convert/create'}): "
+                               "update devstack.bench_stack.Probe")
         convert_job, fetch, store = converter_class._convert, converter_class._fetch, converter_class._store
         ffmpeg_convert = converter_handler.convert
 
         def wrapped_convert_job(self, job, cancel):
-            probe._local.job_id = str(job["_id"])
-            probe.mark(probe._local.job_id, "convert_start")
+            job_id = probe._local.job_id = str(job["_id"])
+            probe.mark(job_id, "convert_start")
             try:
-                return convert_job(self, job, cancel)
+                outcome = convert_job(self, job, cancel)
+            except BaseException:
+                probe.mark(job_id, "failed")
+                raise
             finally:
                 probe._local.job_id = None
+            probe.mark(job_id, "converted")
+            return outcome
 
         def wrapped_fetch(self, *args, **kwargs):
             result = fetch(self, *args, **kwargs)
@@ -237,10 +268,16 @@ class Probe:
             probe.mark(getattr(probe._local, "job_id", None), "stored")
             return result
 
+        def wrapped_create(self, *args, **kwargs):
+            job = create(self, *args, **kwargs)
+            probe.mark(str(job["_id"]), "recorded")
+            return job
+
         converter_class._convert = wrapped_convert_job
         converter_class._fetch = wrapped_fetch
         converter_class._store = wrapped_store
         converter_handler.convert = wrapped_ffmpeg
+        Jobs.create = wrapped_create
         return self
 
 

@@ -21,22 +21,44 @@ def cpu_seconds() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, all processes, steal included)."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 class Stopwatch:
-    """Wall and CPU seconds of a block: `with Stopwatch() as watch: ...; watch.wall, watch.cpu`."""
+    """Wall and CPU seconds of a block: `with Stopwatch() as watch: ...; watch.wall, watch.cpu`.
+
+    `others` is how many cores the rest of the machine kept busy meanwhile (other processes, the
+    hypervisor's steal): a measure of how noisy the measurement was, read from /proc/stat.
+    """
 
     def __enter__(self):
-        self.wall = self.cpu = 0.0
-        self._cpu, self._wall = cpu_seconds(), time.perf_counter()
+        self.wall = self.cpu = self.others = 0.0
+        self._busy, self._cpu, self._wall = machine_busy_seconds(), cpu_seconds(), time.perf_counter()
         return self
 
     def __exit__(self, *exc):
         self.wall = time.perf_counter() - self._wall
         self.cpu = cpu_seconds() - self._cpu
+        foreign = machine_busy_seconds() - self._busy - self.cpu
+        self.others = max(0.0, foreign / self.wall) if self.wall > 0.05 else 0.0
         return False
 
 
 def median(values) -> float:
     return statistics.median(values)
+
+
+def ratio_text(ratios: list[float]) -> str:
+    """The median ratio, with the middle half of the repetitions' ratios when there are enough."""
+    if len(ratios) < 4:
+        return f"{median(ratios):.2f}x"
+    low, _, high = statistics.quantiles(ratios, n=4, method="inclusive")
+    return f"{median(ratios):.2f}x ({low:.2f}-{high:.2f})"
 
 
 def rotate(items: list, by: int) -> list:
