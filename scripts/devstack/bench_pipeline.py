@@ -13,9 +13,9 @@ request to that answer. Its parts add up to the whole exactly (bench_stack.Probe
   notice      -> the client's GET /jobs/<id> answers done
 
 The client learns that the job is done from the Probe (an event set when the converter has marked
-the job done), not by polling: polling GET /jobs/<id> every 10 ms costs about half a core here
-(each poll is a gateway request plus an HTTP call to auth), which on two cores slows ffmpeg, so the
-poller would measure itself. How much it does is measured too, on the long video, as "with a 10 ms
+the job done), not by polling: polling GET /jobs/<id> every 10 ms keeps a quarter to half a core
+busy here (each poll is a full request through the gateway), which on two cores slows ffmpeg, so
+the poller would measure itself. How much it does is measured too, on the long video, as "with a 10 ms
 poller" (info).
 
 The raw conversion of the same file (the floor of benchmark 1) runs in the same loop, interleaved.
