@@ -10,72 +10,30 @@ import secrets
 import socket
 import subprocess
 import time
-import urllib.parse
 from pathlib import Path
 
 import pika
 import pytest
 import requests
-import sqlalchemy as sa
 
-from common.broker import connection_parameters, dead_letter_queue
+from common.broker import connection_parameters
+from devstack.throwaway import drop, server_env, throwaway_env, unreachable
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = secrets.token_hex(4)
 ADMIN = ("admin@example.com", "admin-password-" + RUN)
 
 
-def server_env() -> dict[str, str]:
-    return {
-        "MYSQL_HOST": os.environ.get("MYSQL_HOST", "127.0.0.1"),
-        "MYSQL_PORT": os.environ.get("MYSQL_PORT", "3306"),
-        "MYSQL_USER": os.environ.get("MYSQL_USER", "root"),
-        "MYSQL_PASSWORD": os.environ.get("MYSQL_PASSWORD", ""),
-        "RABBITMQ_URL": os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
-        "MONGODB_URI": os.environ.get("MONGODB_URI", "memory"),
-    }
-
-
-def reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="session")
 def servers():
     env = server_env()
-    amqp = urllib.parse.urlparse(env["RABBITMQ_URL"])
-    missing = [name for name, host, port in [
-        ("MySQL", env["MYSQL_HOST"], int(env["MYSQL_PORT"])),
-        ("RabbitMQ", amqp.hostname, amqp.port or 5672),
-    ] if not reachable(host, port)]
+    missing = unreachable(env)
     if missing:
         reason = f"{' and '.join(missing)} not reachable (see MYSQL_HOST/RABBITMQ_URL)"
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI needs the integration servers: {reason}")
         pytest.skip(reason)
     return env
-
-
-def drop_database(env) -> None:
-    url = sa.engine.URL.create("mysql+pymysql", username=env["MYSQL_USER"], password=env["MYSQL_PASSWORD"] or None,
-                               host=env["MYSQL_HOST"], port=int(env["MYSQL_PORT"]))
-    engine = sa.create_engine(url)
-    with engine.begin() as db:
-        db.execute(sa.text(f"DROP DATABASE IF EXISTS `{env['MYSQL_DB']}`"))
-    engine.dispose()
-
-
-def delete_queues(env) -> None:
-    connection = pika.BlockingConnection(connection_parameters(env["RABBITMQ_URL"]))
-    channel = connection.channel()
-    for queue in (env["VIDEO_QUEUE"], env["MP3_QUEUE"]):
-        channel.queue_delete(queue)
-        channel.queue_delete(dead_letter_queue(queue))
-    connection.close()
 
 
 def queue_depth(env, queue: str) -> int:
@@ -130,46 +88,9 @@ class Client:
 
 def stack_environment(servers, tmp_path_factory, suffix: str, **overrides) -> dict[str, str]:
     """The environment of one stack under test: throwaway names, fast throttling, small uploads."""
-    name = f"{suffix}{RUN}"
-    return {
-        **servers,
-        "MYSQL_DB": f"mp3test_{name}",
-        "MONGODB_DB": f"mp3test_{name}",
-        "VIDEO_QUEUE": f"test.video.{name}",
-        "MP3_QUEUE": f"test.mp3.{name}",
-        "JWT_SECRET": secrets.token_urlsafe(32),
-        "ADMIN_EMAIL": ADMIN[0],
-        "ADMIN_PASSWORD": ADMIN[1],
-        "MAX_UPLOAD_MB": "64",
-        "LOGIN_MAX_FAILURES": "5",
-        "LOGIN_LOCKOUT_SECONDS": "60",
-        "PUBLIC_URL": "http://localhost:8080",
-        "HEARTBEAT_FILE": str(tmp_path_factory.mktemp("heartbeat") / "heartbeat"),
-        "SMTP_HOST": "",
-        "LOG_LEVEL": "INFO",
-        **overrides,
-    }
-
-
-@contextlib.contextmanager
-def running_stack(env: dict[str, str], converters: int = 1):
-    """The services as scripts/run-local starts them, in this process; every setting is read at start."""
-    from devstack import stack as devstack
-
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        running = devstack.start(auth_port=0, gateway_port=0, converters=converters)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    try:
-        running.wait_ready(require_consumers=converters > 0)
-        yield running
-    finally:
-        running.stop()
-        drop_database(env)
-        delete_queues(env)
+    heartbeat = str(tmp_path_factory.mktemp("heartbeat") / "heartbeat")
+    return throwaway_env(servers, f"{suffix}{RUN}", heartbeat, ADMIN_EMAIL=ADMIN[0], ADMIN_PASSWORD=ADMIN[1],
+                         **overrides)
 
 
 def free_port() -> int:
@@ -202,5 +123,4 @@ def ready_run_local(env: dict[str, str], *args):
         if process.poll() is None:
             process.kill()
             process.wait()
-        drop_database(env)
-        delete_queues(env)
+        drop(env)

@@ -106,13 +106,13 @@ def run_one(name: str, quick: bool) -> tuple[list[Row], dict]:
     from importlib import import_module
 
     if name in NEEDS_SERVERS:
-        from devstack.bench_stack import ServersMissing, check_servers, server_env
+        from devstack.throwaway import server_env, unreachable
 
-        try:
-            check_servers(server_env())
-        except ServersMissing as error:
-            return [Row(section=name, case="", comparison="skipped", value=str(error), verdict="SKIP")], \
-                {"skipped": str(error)}
+        missing = unreachable(server_env())
+        if missing:
+            reason = f"{' and '.join(missing)} not reachable (set MYSQL_* / RABBITMQ_URL)"
+            return [Row(section=name, case="", comparison="skipped", value=reason, verdict="SKIP")], \
+                {"skipped": reason}
     return import_module(f"devstack.bench_{name}").run(quick)
 
 

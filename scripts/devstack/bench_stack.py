@@ -14,113 +14,32 @@ the job marked done (Jobs.finish) by then, and only the message's ack is left.
 
 import contextlib
 import logging
-import os
 import secrets
-import socket
 import tempfile
 import threading
 import time
-import urllib.parse
 from collections import defaultdict
 from pathlib import Path
 
 import requests
 
+from common import storage
+from devstack import throwaway
 from devstack.bench_util import MultipartUpload
-
-ADMIN_EMAIL = "bench@example.com"
-
-
-class ServersMissing(Exception):
-    pass
-
-
-def server_env() -> dict[str, str]:
-    return {
-        "MYSQL_HOST": os.environ.get("MYSQL_HOST", "127.0.0.1"),
-        "MYSQL_PORT": os.environ.get("MYSQL_PORT", "3306"),
-        "MYSQL_USER": os.environ.get("MYSQL_USER", "root"),
-        "MYSQL_PASSWORD": os.environ.get("MYSQL_PASSWORD", ""),
-        "RABBITMQ_URL": os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
-        "MONGODB_URI": "memory",
-    }
-
-
-def check_servers(env: dict[str, str]) -> None:
-    amqp = urllib.parse.urlparse(env["RABBITMQ_URL"])
-    missing = []
-    for name, host, port in (("MySQL", env["MYSQL_HOST"], int(env["MYSQL_PORT"])),
-                             ("RabbitMQ", amqp.hostname, amqp.port or 5672)):
-        try:
-            with socket.create_connection((host, port), timeout=2):
-                pass
-        except OSError:
-            missing.append(f"{name} at {host}:{port}")
-    if missing:
-        raise ServersMissing(f"{' and '.join(missing)} not reachable (set MYSQL_* / RABBITMQ_URL)")
-
-
-def stack_env(tag: str, heartbeat_dir: Path) -> dict[str, str]:
-    name = f"{tag}{secrets.token_hex(4)}"
-    return {
-        **server_env(),
-        "MYSQL_DB": f"mp3bench_{name}",
-        "MONGODB_DB": f"mp3bench_{name}",
-        "VIDEO_QUEUE": f"bench.video.{name}",
-        "MP3_QUEUE": f"bench.mp3.{name}",
-        "JWT_SECRET": secrets.token_urlsafe(32),
-        "ADMIN_EMAIL": ADMIN_EMAIL,
-        "ADMIN_PASSWORD": secrets.token_urlsafe(16),
-        "MAX_UPLOAD_MB": "2048",
-        "PUBLIC_URL": "http://localhost:8080",
-        "HEARTBEAT_FILE": str(heartbeat_dir / f"heartbeat-{name}"),
-        "SMTP_HOST": "",
-        "LOG_LEVEL": "INFO",
-    }
-
-
-def _drop(env: dict[str, str]) -> None:
-    import pika
-    import sqlalchemy as sa
-
-    from common import storage
-    from common.broker import connection_parameters, dead_letter_queue
-
-    url = sa.engine.URL.create("mysql+pymysql", username=env["MYSQL_USER"], password=env["MYSQL_PASSWORD"] or None,
-                               host=env["MYSQL_HOST"], port=int(env["MYSQL_PORT"]))
-    engine = sa.create_engine(url)
-    with engine.begin() as db:
-        db.execute(sa.text(f"DROP DATABASE IF EXISTS `{env['MYSQL_DB']}`"))
-    engine.dispose()
-    connection = pika.BlockingConnection(connection_parameters(env["RABBITMQ_URL"]))
-    channel = connection.channel()
-    for queue in (env["VIDEO_QUEUE"], env["MP3_QUEUE"]):
-        channel.queue_delete(queue)
-        channel.queue_delete(dead_letter_queue(queue))
-    connection.close()
-    storage.connect(storage.MEMORY, env["MONGODB_DB"]).client.drop_database(env["MONGODB_DB"])
+from devstack.throwaway import server_env, throwaway_env
 
 
 @contextlib.contextmanager
 def running_stack(tag: str, converters: int):
-    """The four services as scripts/run-local starts them, in this process; yields (stack, env)."""
-    from devstack import stack as devstack
+    """The four services as scripts/run-local starts them, in this process; yields (stack, env).
 
+    MongoDB is always the in-process mongomock here, whatever MONGODB_URI says: the benchmarks
+    measure the services, and the memory benchmark counts the stored bytes apart from them."""
     with tempfile.TemporaryDirectory(prefix="bench-stack-") as folder:
-        env = stack_env(tag, Path(folder))
-        saved = dict(os.environ)
-        os.environ.update(env)
-        try:
-            running = devstack.start(auth_port=0, gateway_port=0, converters=converters)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-        try:
-            running.wait_ready()
+        name = f"bench{tag}{secrets.token_hex(4)}"
+        env = throwaway_env(server_env(storage.MEMORY), name, str(Path(folder) / "heartbeat"), MAX_UPLOAD_MB="2048")
+        with throwaway.running_stack(env, converters) as running:
             yield running, env
-        finally:
-            running.stop()
-            _drop(env)
 
 
 def delete_files(env: dict[str, str], job_id: str) -> None:

@@ -18,7 +18,8 @@ from common.consumer import consumer
 from common.settings import ConverterSettings, load
 from converter.handler import Converter
 from devstack.media import make_video
-from tests.servers import ADMIN, ROOT, Client, running_stack, stack_environment
+from devstack.throwaway import running_stack
+from tests.servers import ADMIN, ROOT, Client, stack_environment
 
 pytestmark = pytest.mark.faults
 

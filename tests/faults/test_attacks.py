@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common import storage
-from tests.servers import ADMIN, Client, running_stack, stack_environment
+from devstack.throwaway import running_stack
+from tests.servers import ADMIN, Client, stack_environment
 
 pytestmark = pytest.mark.faults
 

@@ -6,7 +6,8 @@ import pytest
 
 from common import storage
 from devstack.media import make_video
-from tests.servers import ADMIN, Client, running_stack
+from devstack.throwaway import running_stack
+from tests.servers import ADMIN, Client
 
 pytestmark = pytest.mark.faults
 

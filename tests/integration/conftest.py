@@ -2,7 +2,8 @@
 
 import pytest
 
-from tests.servers import ADMIN, Client, running_stack, stack_environment
+from devstack.throwaway import running_stack
+from tests.servers import ADMIN, Client, stack_environment
 
 
 @pytest.fixture(scope="session")
