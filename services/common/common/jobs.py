@@ -29,6 +29,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def mp3_name(upload_name: str) -> str:
+    """What a job's MP3 is called: the upload's name with .mp3 for its extension."""
+    stem = upload_name.rsplit(".", 1)[0] if "." in upload_name else upload_name
+    return f"{stem or 'audio'}.mp3"
+
+
 def public_view(job: dict) -> dict:
     """A job as the gateway shows it to its owner."""
     return {

@@ -17,7 +17,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 from common import storage
 from common.broker import Outcome
 from common.consumer import Delivery
-from common.jobs import FINAL, Jobs, Status
+from common.jobs import FINAL, Jobs, Status, mp3_name
 from common.settings import ConverterSettings
 from converter.ffmpeg import Cancelled, ConversionFailed, convert
 
@@ -90,10 +90,9 @@ class Converter:
 
     @storage_retry
     def _store(self, mp3: Path, job: dict):
-        name = Path(job["filename"]).stem + ".mp3"
         with mp3.open("rb") as source:
             return self._mp3s.upload_from_stream(
-                name, source, metadata={"job_id": str(job["_id"]), "owner": job["owner"]}
+                mp3_name(job["filename"]), source, metadata={"job_id": str(job["_id"]), "owner": job["owner"]}
             )
 
     @storage_retry

@@ -14,10 +14,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from common import storage
 from common.broker import Publisher, PublishError
 from common.http import error_response, install_json_errors
-from common.jobs import Jobs, public_view
+from common.jobs import Jobs, mp3_name, public_view
 from common.settings import GatewaySettings
 from gateway.auth_client import AuthClient, AuthUnavailable
-from gateway.uploads import SNIFF_BYTES, clean_filename, download_name, mp3_name, video_type
+from gateway.uploads import SNIFF_BYTES, clean_filename, download_name, video_type
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,6 @@ def clean_filename(name: str | None) -> str:
     return name[:MAX_FILENAME_LENGTH] or "upload"
 
 
-def mp3_name(upload_name: str) -> str:
-    stem = upload_name.rsplit(".", 1)[0] if "." in upload_name else upload_name
-    return f"{stem or 'audio'}.mp3"
-
-
 def download_name(name: str) -> dict[str, str]:
     """Content-Disposition parameters: an ASCII fallback, plus the exact name (RFC 6266) when it differs."""
     fallback = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode() or "audio.mp3"
