@@ -289,6 +289,13 @@ def test_upload_when_the_queue_refuses_is_503_and_leaves_no_orphan(client, memor
     assert_nothing_stored(memory_db, fake_publisher)
 
 
+def test_upload_when_the_job_cannot_be_recorded_is_503_and_leaves_no_orphan(client, memory_db, fake_publisher,
+                                                                          video, monkeypatch):
+    monkeypatch.setattr(Jobs, "create", lambda *_args: (_ for _ in ()).throw(ServerSelectionTimeoutError("down")))
+    assert_json_error(upload(client, video), 503)
+    assert_nothing_stored(memory_db, fake_publisher)
+
+
 # ---------------------------------------------------------------- GET /jobs, GET /jobs/<id>
 
 

@@ -1,5 +1,6 @@
 """The gateway's HTTP API: the public contract of DESIGN.md."""
 
+import contextlib
 import functools
 import logging
 import os
@@ -93,7 +94,12 @@ def create_app(settings: GatewaySettings, *, db: Database, publisher: Publisher,
         video_fid = videos.upload_from_stream(
             filename, upload.stream, metadata={"owner": g.owner, "content_type": content_type}
         )
-        job = jobs.create(g.owner, filename, video_fid)
+        try:
+            job = jobs.create(g.owner, filename, video_fid)
+        except PyMongoError:
+            with contextlib.suppress(PyMongoError):
+                videos.delete(video_fid)
+            raise
         message = {"job_id": str(job["_id"]), "video_fid": str(video_fid), "mp3_fid": None, "owner": g.owner}
         try:
             publisher.publish(settings.video_queue, message)
