@@ -84,17 +84,24 @@ def drop(env: dict[str, str]) -> None:
 
 
 @contextlib.contextmanager
+def environment(env: dict[str, str]):
+    """os.environ with `env` on top, for as long as settings are being read; then as it was."""
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
 def running_stack(env: dict[str, str], converters: int = 1):
     """The four services in this process, ready; every setting is read at start, from `env` alone."""
     from devstack import stack as devstack
 
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
+    with environment(env):
         running = devstack.start(auth_port=0, gateway_port=0, converters=converters)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
     try:
         running.wait_ready(require_consumers=converters > 0)
         yield running

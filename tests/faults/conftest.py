@@ -3,10 +3,7 @@ real RabbitMQ and MariaDB. Converters run as the test needs them: in this proces
 `python -m converter` subprocess that can be signalled."""
 
 import contextlib
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,8 +15,8 @@ from common.consumer import consumer
 from common.settings import ConverterSettings, load
 from converter.handler import Converter
 from devstack.media import make_video
-from devstack.throwaway import running_stack
-from tests.servers import ADMIN, ROOT, Client, stack_environment
+from devstack.throwaway import environment, running_stack
+from tests.servers import ADMIN, Client, stack_environment
 
 pytestmark = pytest.mark.faults
 
@@ -51,13 +48,8 @@ class InProcessConverter:
     """A converter consumer on a thread of this process (shares the in-memory MongoDB)."""
 
     def __init__(self, env: dict[str, str], **overrides):
-        saved = dict(os.environ)
-        os.environ.update(env)
-        try:
+        with environment(env):
             settings = load(ConverterSettings, **overrides)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
         self.stop_event = threading.Event()
         db = storage.connect(settings.mongodb_uri, settings.mongodb_db)
         self.consumer = consumer(settings, settings.video_queue, Converter(settings, db))
@@ -71,12 +63,6 @@ class InProcessConverter:
     def __exit__(self, *_exc):
         self.stop_event.set()
         self.thread.join(60)
-
-
-def converter_process(env: dict[str, str]) -> subprocess.Popen:
-    """`python -m converter`, as the image runs it."""
-    return subprocess.Popen([sys.executable, "-m", "converter"], env={**os.environ, **env}, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def wait_until(condition, timeout: float, what: str, interval: float = 0.05):

@@ -8,7 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from auth import tokens
 from auth.passwords import hash_password, verify_password
 from auth.users import DuplicateUser, UserStore
-from common.http import error_response, install_json_errors
+from common.http import bearer_token, error_response, install_json_errors
 from common.settings import AuthSettings
 
 log = logging.getLogger(__name__)
@@ -25,11 +25,6 @@ def ensure_admin(store: UserStore, settings: AuthSettings) -> None:
             log.info("admin user created", extra={"email": settings.admin_email})
         except DuplicateUser:
             pass  # another replica made it a moment ago
-
-
-def bearer_token() -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 def create_app(settings: AuthSettings, store: UserStore) -> Flask:

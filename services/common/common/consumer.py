@@ -43,7 +43,6 @@ class _Work:
     tag: int
     thread: threading.Thread | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
-    settled: bool = False
 
 
 class Consumer:
@@ -134,7 +133,6 @@ class Consumer:
         else:
             log.info("message handed back", extra={"queue": self.queue, "reason": outcome.reason})
             channel.basic_nack(work.tag, requeue=True)
-        work.settled = True
         self._work = None
 
     def _abandon_work(self) -> None:

@@ -1,6 +1,6 @@
 """JSON errors for the Flask services: {"error": "<code>", "message": "<what to do>"}."""
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 
@@ -19,3 +19,9 @@ def install_json_errors(app: Flask) -> None:
             if name.lower() not in ("content-type", "content-length"):
                 response.headers[name] = value
         return response
+
+
+def bearer_token() -> str | None:
+    """The token of this request's `Authorization: Bearer <token>` header, or None."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None

@@ -14,7 +14,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from common import storage
 from common.broker import Publisher, PublishError
-from common.http import error_response, install_json_errors
+from common.http import bearer_token, error_response, install_json_errors
 from common.jobs import Jobs, mp3_name, public_view
 from common.settings import GatewaySettings
 from gateway.auth_client import AuthClient, AuthUnavailable
@@ -52,8 +52,8 @@ def create_app(settings: GatewaySettings, *, db: Database, publisher: Publisher,
     def login_required(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
-            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            claims = auth.validate(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+            token = bearer_token()
+            claims = auth.validate(token) if token else None
             if claims is None:
                 return error_response(401, "unauthorized",
                                       "Send 'Authorization: Bearer <token>'; get a token from POST /login.")
