@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 import filetype
 
+MIB = 1024 * 1024
 SNIFF_BYTES = 8192
 MAX_FILENAME_LENGTH = 200
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f\"\\/]")

@@ -1,0 +1,36 @@
+"""What every route of the gateway works with, built once per app and reached through `gateway()`."""
+
+from dataclasses import dataclass
+
+import gridfs
+from flask import current_app
+from pymongo.database import Database
+
+from common import storage
+from common.broker import Publisher
+from common.jobs import Jobs
+from common.settings import GatewaySettings
+from gateway.auth_client import AuthClient
+
+EXTENSION = "mp3converter.gateway"
+
+
+@dataclass(frozen=True)
+class Gateway:
+    settings: GatewaySettings
+    db: Database
+    jobs: Jobs
+    videos: gridfs.GridFSBucket
+    mp3s: gridfs.GridFSBucket
+    publisher: Publisher
+    auth: AuthClient
+
+    @classmethod
+    def build(cls, settings: GatewaySettings, db: Database, publisher: Publisher, auth: AuthClient) -> "Gateway":
+        return cls(settings=settings, db=db, jobs=Jobs(db), videos=storage.bucket(db, storage.VIDEOS),
+                   mp3s=storage.bucket(db, storage.MP3S), publisher=publisher, auth=auth)
+
+
+def gateway() -> Gateway:
+    """The current app's Gateway (inside a request)."""
+    return current_app.extensions[EXTENSION]
