@@ -22,8 +22,12 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bool, log_level: str) -> None:
-    """Run a WSGI app under gunicorn, configured from settings rather than a command line."""
+def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bool, log_level: str,
+               streaming: bool = False) -> None:
+    """Run a WSGI app under gunicorn, configured from settings rather than a command line.
+
+    streaming: long-lived responses and untrusted clients, served by common.http_worker's gevent
+    worker instead of threads (`threads` is then unused)."""
     from gunicorn.app.base import BaseApplication
 
     class Server(BaseApplication):
@@ -41,6 +45,10 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
                 "graceful_timeout": 20,
                 "worker_tmp_dir": "/dev/shm",
             }
+            if streaming:
+                from common import http_worker
+
+                options.update(http_worker.OPTIONS)
             for key, value in options.items():
                 self.cfg.set(key, value)
 

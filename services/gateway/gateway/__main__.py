@@ -1,15 +1,21 @@
-"""python -m gateway: the gateway under gunicorn."""
+"""python -m gateway: the gateway under gunicorn's gevent worker (common/http_worker.py says why).
 
-from common import storage
-from common.broker import Publisher
-from common.jobs import Jobs
+Only settings are read here, in gunicorn's master. The app and everything it talks through (pymongo,
+pika, requests) are imported by `build`, which each worker runs after gevent has patched the
+standard library, so that their sockets and locks yield to other connections instead of blocking.
+"""
+
 from common.service import serve_http
 from common.settings import GatewaySettings, load
-from gateway.app import create_app
-from gateway.auth_client import AuthClient
 
 
 def build(settings: GatewaySettings):
+    from common import storage
+    from common.broker import Publisher
+    from common.jobs import Jobs
+    from gateway.app import create_app
+    from gateway.auth_client import AuthClient
+
     db = storage.connect(settings.mongodb_uri, settings.mongodb_db)
     Jobs(db).ensure_indexes()
     publisher = Publisher(settings.rabbitmq_url, (settings.video_queue, settings.mp3_queue))
@@ -20,7 +26,8 @@ def build(settings: GatewaySettings):
 def main() -> None:
     settings = load(GatewaySettings)
     serve_http(lambda: build(settings), port=settings.gateway_port, workers=settings.http_workers,
-               threads=settings.http_threads, reload=settings.dev_reload, log_level=settings.log_level)
+               threads=settings.http_threads, reload=settings.dev_reload, log_level=settings.log_level,
+               streaming=True)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from common.broker import Publisher
 from common.http import error_response, install_json_errors
 from common.settings import GatewaySettings
-from gateway.api import download, health, jobs, login, upload
+from gateway.api import download, events, health, jobs, login, upload
 from gateway.auth_client import AuthClient, AuthUnavailable
 from gateway.context import EXTENSION, Gateway
 from gateway.uploads import MIB
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 # Room for the multipart envelope around a file of exactly MAX_UPLOAD_MB.
 MULTIPART_OVERHEAD = 64 * 1024
-ROUTES = (login, upload, jobs, download, health)
+ROUTES = (login, upload, jobs, events, download, health)
 
 
 def create_app(settings: GatewaySettings, *, db: Database, publisher: Publisher, auth: AuthClient) -> Flask:
@@ -41,6 +41,13 @@ def create_app(settings: GatewaySettings, *, db: Database, publisher: Publisher,
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_error):
         return error_response(413, "too_large", f"The file is larger than {settings.max_upload_mb} MiB.")
+
+    @app.errorhandler(TimeoutError)
+    def stalled(_error):
+        # The client stopped sending its body for longer than the server waits (common/http_worker.py).
+        response = error_response(408, "request_timeout", "The upload stalled; send it again.")
+        response.headers["Connection"] = "close"
+        return response
 
     for module in ROUTES:
         app.register_blueprint(module.blueprint)

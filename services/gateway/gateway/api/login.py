@@ -2,13 +2,20 @@
 
 from flask import Blueprint, Response, request
 
+from common.http import error_response
 from gateway.context import gateway
 
 blueprint = Blueprint("login", __name__)
 
+# The credentials travel in a header. A body is refused before it is read, so that nobody can hold
+# a connection open by announcing megabytes and trickling them.
+MAX_BODY_BYTES = 1024
+
 
 @blueprint.post("/login")
 def login():
+    if (request.content_length or 0) > MAX_BODY_BYTES or "chunked" in request.headers.get("Transfer-Encoding", ""):
+        return error_response(413, "too_large", "POST /login takes no body: send the credentials with HTTP Basic.")
     answer = gateway().auth.login(request.headers.get("Authorization", ""))
     if answer.status_code == 200:
         return Response(answer.text, mimetype="text/plain")

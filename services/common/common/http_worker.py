@@ -1,0 +1,41 @@
+"""The gunicorn worker for a public service that holds responses open and faces untrusted clients.
+
+A thread per connection (gthread) is the wrong shape for the gateway: an event stream is a
+response that lasts minutes, and a client that sends its request a byte at a time holds its thread
+just as long, so a handful of either starves /healthz. Here each connection is a gevent greenlet
+(a few KiB, no thread), and the bounds a buffering proxy would give are enforced in the worker:
+
+- the whole request head, and the draining of an unread body before the next request on a
+  kept-alive connection, must arrive within HEADER_SECONDS (gunicorn's gevent worker applies
+  `keepalive` as one deadline around reading the next request);
+- a body read or a response write that makes no progress for IDLE_SECONDS ends the connection
+  (a socket timeout), so a stalled upload or a reader that stopped reading frees its greenlet,
+  while an upload that keeps moving streams for as long as it takes;
+- at most MAX_CONNECTIONS connections per worker process.
+
+gevent patches the standard library when the worker starts, before the app is built: the app's
+modules (pymongo, pika, requests) must be imported by the app factory, not by the master, so that
+their sockets and locks are the cooperative ones (see gateway/__main__.py). CPU-bound work blocks a
+whole worker here, which is why auth, which hashes passwords, keeps gthread.
+"""
+
+from gunicorn.workers.base_async import AsyncWorker
+from gunicorn.workers.ggevent import GeventWorker
+
+HEADER_SECONDS = 10
+IDLE_SECONDS = 30
+MAX_CONNECTIONS = 1000
+
+
+class StreamingWorker(GeventWorker):
+    def handle(self, listener, client, addr):
+        # GeventWorker.handle would make the socket blocking without a timeout.
+        client.settimeout(IDLE_SECONDS)
+        AsyncWorker.handle(self, listener, client, addr)
+
+
+OPTIONS = {
+    "worker_class": f"{__name__}.StreamingWorker",
+    "worker_connections": MAX_CONNECTIONS,
+    "keepalive": HEADER_SECONDS,
+}
