@@ -3,12 +3,16 @@ real RabbitMQ and MariaDB. Converters run as the test needs them: in this proces
 `python -m converter` subprocess that can be signalled."""
 
 import contextlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from common import storage
 from common.consumer import consumer
@@ -16,9 +20,10 @@ from common.settings import ConverterSettings, load
 from converter.handler import Converter
 from devstack.media import make_video
 from devstack.throwaway import environment, running_stack
-from tests.servers import ADMIN, Client, stack_environment
+from tests.servers import ADMIN, ROOT, Client, free_port, stack_environment
 
 pytestmark = pytest.mark.faults
+SERVICE_PATHS = [str(ROOT / "services" / name) for name in ("common", "gateway")]
 
 
 @pytest.fixture(scope="session")
@@ -118,3 +123,34 @@ class TCPProxy:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
+
+
+@contextlib.contextmanager
+def gunicorn_gateway(env: dict[str, str], auth_url: str, log_path: Path, workers: int = 2):
+    """`python -m gateway` as the image runs it (gunicorn, its worker class and settings), on a free
+    port, pointed at `auth_url`; yields (base URL, the gunicorn master's Popen)."""
+    port = free_port()
+    gateway_env = {**os.environ, **env, "AUTH_SVC_ADDRESS": auth_url, "GATEWAY_PORT": str(port),
+                   "HTTP_WORKERS": str(workers), "PYTHONPATH": os.pathsep.join(SERVICE_PATHS)}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "gateway"], env=gateway_env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _answers(f"{url}/healthz") or process.poll() is not None, 60, "gunicorn to listen")
+        assert process.poll() is None, log_path.read_text()[-3000:]
+        yield url, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False

@@ -5,7 +5,7 @@ import logging
 from flask import Flask
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from common.broker import Publisher
 from common.http import error_response, install_json_errors
@@ -42,12 +42,11 @@ def create_app(settings: GatewaySettings, *, db: Database, publisher: Publisher,
     def too_large(_error):
         return error_response(413, "too_large", f"The file is larger than {settings.max_upload_mb} MiB.")
 
-    @app.errorhandler(TimeoutError)
-    def stalled(_error):
-        # The client stopped sending its body for longer than the server waits (common/http_worker.py).
-        response = error_response(408, "request_timeout", "The upload stalled; send it again.")
-        response.headers["Connection"] = "close"
-        return response
+    @app.errorhandler(ClientDisconnected)
+    def body_cut_short(error):
+        if isinstance(error.__context__, TimeoutError):  # the body stopped coming (common/http_worker.py)
+            return error_response(408, "request_timeout", "The upload stalled; send it again.")
+        return error_response(400, "client_disconnected", "The request body ended early; send it again.")
 
     for module in ROUTES:
         app.register_blueprint(module.blueprint)
