@@ -1,0 +1,1 @@
+"""mp3c: the command-line client of mp3converter."""

@@ -1,0 +1,3 @@
+from mp3c.cli import main
+
+main()
