@@ -10,7 +10,7 @@ from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from common.broker import Publisher
 from common.http import error_response, install_json_errors
 from common.settings import GatewaySettings
-from gateway.api import download, events, health, jobs, login, upload
+from gateway.api import download, events, health, jobs, login, page, upload
 from gateway.auth_client import AuthClient, AuthUnavailable
 from gateway.context import EXTENSION, Gateway
 from gateway.uploads import MIB
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 # Room for the multipart envelope around a file of exactly MAX_UPLOAD_MB.
 MULTIPART_OVERHEAD = 64 * 1024
-ROUTES = (login, upload, jobs, events, download, health)
+ROUTES = (page, login, upload, jobs, events, download, health)
 
 
 def create_app(settings: GatewaySettings, *, db: Database, publisher: Publisher, auth: AuthClient) -> Flask:
