@@ -565,3 +565,13 @@ def test_a_refused_or_expired_token_is_asked_about_every_time():
     client.validate("good")
     client.validate("good")
     assert client._http.calls == 4
+
+
+# ---------------------------------------------------------------- bodies /login refuses unread
+
+
+@pytest.mark.parametrize("headers", [{"Content-Length": str(10 * MIB)}, {"Transfer-Encoding": "chunked"}])
+def test_login_with_a_body_is_413_before_auth_is_asked(client, fake_auth, headers):
+    response = client.post("/login", headers={"Authorization": "Basic YTpi", **headers}, data=b"x" * 2048)
+    assert assert_json_error(response, 413)["error"] == "too_large"
+    assert fake_auth.logins == []
