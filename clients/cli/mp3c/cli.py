@@ -16,7 +16,7 @@ from rich.table import Table
 from mp3c import errors
 from mp3c.config import forget_token, load_token, save_token, token_file
 from mp3c.display import for_terminal
-from mp3c.errors import Cancelled, Mp3cError, NotLoggedIn, Refused, Unreachable
+from mp3c.errors import Cancelled, ConversionFailed, Mp3cError, NotLoggedIn, Refused, Unreachable
 from mp3c.gateway import Gateway
 
 DEFAULT_URL = "http://localhost:8080"
@@ -85,11 +85,11 @@ class Conversion:
             track.state("queued")
             job = gw.follow(self.job_id, lambda _event, job: track.state(job["status"], job["progress"]), cancelled)
             if job["status"] == "failed":
-                raise Refused(200, job["error"])
+                raise ConversionFailed(job["error"])
             track.finished(f"saved {gw.download(job['mp3_fid'], self.target)}")
         except Cancelled:
             return
-        except Refused as refused:
+        except (Refused, ConversionFailed) as refused:
             self.error = refused
             track.failed(str(refused))
         except Mp3cError as error:  # not logged in, gateway down: said once, for all files
@@ -192,9 +192,9 @@ def download(ctx: click.Context, job_id: str, output_dir: Path) -> None:
     gw = gateway(ctx)
     job = gw.job(job_id)
     if job["status"] == "failed":
-        raise Refused(200, f"Job {job_id} failed: {job['error']}")
+        raise ConversionFailed(f"Job {job_id} failed: {job['error']}")
     if job["status"] != "done":
-        raise Refused(200, f"Job {job_id} is {job['status']} ({job['progress']}%); nothing to download yet.")
+        raise Mp3cError(f"Job {job_id} is {job['status']} ({job['progress']}%); nothing to download yet.")
     output_dir.mkdir(parents=True, exist_ok=True)
     click.echo(f"saved {gw.download(job['mp3_fid'], output_dir / mp3_name(job['filename']))}")
 

@@ -19,6 +19,10 @@ class Refused(Mp3cError):
         self.status = status
 
 
+class ConversionFailed(Mp3cError):
+    """The job ended as failed; the message is the server's reason."""
+
+
 class Unreachable(Mp3cError):
     exit_code = UNREACHABLE
 
