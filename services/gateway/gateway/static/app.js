@@ -99,6 +99,7 @@ function show() {
   $("#who").hidden = !loggedIn;
   $("#who").textContent = loggedIn ? sessionStorage.getItem(EMAIL_KEY) : "";
   if (loggedIn) {
+    $("#video").focus();
     loadJobs().catch(failed);
   } else {
     $("#email").focus();
