@@ -4,10 +4,11 @@
   2. pipeline    upload -> done through scripts/run-local's wiring, split into its parts
   3. memory      the gateway's and the converter's peak memory, small against large input
   4. throughput  N short videos with 1 and with 2 converter workers
+  5. streams     50 open event streams on one gateway process: logins and uploads, CPU, release
 
 Each comparison is made side by side in the same run and reported as a ratio against its target.
 The table is printed; the figures are saved as .bench/results-<time>.json (and .bench/latest.json,
-.bench/latest.md). pipeline and throughput need MySQL/MariaDB and RabbitMQ on 127.0.0.1 (or where
+.bench/latest.md). pipeline, throughput and streams need MySQL/MariaDB and RabbitMQ on 127.0.0.1 (or where
 MYSQL_* and RABBITMQ_URL point), as the integration tests do; MongoDB is the in-process mongomock.
 Run nothing else heavy meanwhile: every measurement records how busy the rest of the machine was.
 """
@@ -25,8 +26,8 @@ from pathlib import Path
 
 from devstack.bench_util import BENCH_DIR, Row, markdown_table, median, seconds, table
 
-BENCHMARKS = ("conversion", "pipeline", "memory", "throughput")
-NEEDS_SERVERS = ("pipeline", "throughput")
+BENCHMARKS = ("conversion", "pipeline", "memory", "throughput", "streams")
+NEEDS_SERVERS = ("pipeline", "throughput", "streams")
 NOISY_CORES = 0.15
 
 
