@@ -84,3 +84,22 @@ def test_fifty_open_streams_leave_logins_and_uploads_in_normal_time_and_free_on_
     # The worker still serves.
     assert timed(lambda: requests.get(f"{url}/jobs/{job_id}", headers=headers, timeout=10)) < 1
 
+
+
+def test_a_stopping_gateway_ends_its_streams_at_once(gateway, samples):
+    """SIGTERM: the streams end within a poll, so the shutdown does not wait its graceful timeout
+    (20 s) for them; their clients resume elsewhere with Last-Event-ID."""
+    url, worker = gateway
+    token = requests.post(f"{url}/login", auth=ADMIN, timeout=10).text
+    headers = {"Authorization": f"Bearer {token}"}
+    job_id = requests.post(f"{url}/upload", files={"file": ("clip.mp4", samples["faststart.mp4"].read_bytes())},
+                           headers=headers, timeout=30).json()["job_id"]
+    with requests.get(f"{url}/jobs/{job_id}/events", headers=headers, stream=True, timeout=30) as stream:
+        lines = stream.iter_lines(decode_unicode=True)
+        assert next(line for line in lines if line.startswith("event:")) == "event: progress"
+        master = worker.parent()
+        stopping = time.monotonic()
+        master.terminate()
+        assert not any(line.startswith("event:") for line in lines)  # the stream ended
+        master.wait(15)
+        assert time.monotonic() - stopping < 5, "the shutdown waited for the stream"

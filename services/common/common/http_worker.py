@@ -11,7 +11,9 @@ just as long, so a handful of either starves /healthz. Here each connection is a
 - a body read or a response write that makes no progress for IDLE_SECONDS ends the connection
   (a socket timeout), so a stalled upload or a reader that stopped reading frees its greenlet,
   while an upload that keeps moving streams for as long as it takes;
-- at most MAX_CONNECTIONS connections per worker process.
+- at most MAX_CONNECTIONS connections per worker process;
+- on SIGTERM, common.shutdown.requested is set, so that open event streams end at once (their
+  clients resume elsewhere with Last-Event-ID) rather than hold the shutdown for graceful_timeout.
 
 gevent patches the standard library when the worker starts, before the app is built: the app's
 modules (pymongo, pika, requests) must be imported by the app factory, not by the master, so that
@@ -21,6 +23,8 @@ whole worker here, which is why auth, which hashes passwords, keeps gthread.
 
 from gunicorn.workers.base_async import AsyncWorker
 from gunicorn.workers.ggevent import GeventWorker
+
+from common import shutdown
 
 HEADER_SECONDS = 10
 IDLE_SECONDS = 30
@@ -32,6 +36,16 @@ class StreamingWorker(GeventWorker):
         # GeventWorker.handle would make the socket blocking without a timeout.
         client.settimeout(IDLE_SECONDS)
         AsyncWorker.handle(self, listener, client, addr)
+
+    def handle_request(self, listener_name, req, sock, addr):
+        keep_alive = super().handle_request(listener_name, req, sock, addr)
+        if not self.alive:  # stopping: no next request on this connection, so the worker exits now
+            raise StopIteration
+        return keep_alive
+
+    def handle_exit(self, sig, frame):
+        shutdown.requested.set()
+        super().handle_exit(sig, frame)
 
 
 OPTIONS = {

@@ -16,6 +16,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 
+from common import shutdown
 from common.jobs import FINAL, Status, public_view
 
 POLL_SECONDS = 0.5
@@ -68,7 +69,7 @@ def follow(read_job: Callable[[], dict | None], after: int, client_gone: Callabl
             yield HEARTBEAT
             last_write = clock()
         sleep(POLL_SECONDS)
-        if client_gone():
+        if client_gone() or shutdown.requested.is_set():
             return
 
 
