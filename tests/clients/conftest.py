@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from devstack.media import make_video
-from tests.servers import ADMIN, stack_environment
+from tests.servers import ADMIN, ready_run_local, stack_environment
 
 pytestmark = pytest.mark.integration
 MAX_UPLOAD_MB = 48  # above the slow video (40 MB), which Ctrl-C interrupts while converting
@@ -18,8 +18,6 @@ MAX_UPLOAD_MB = 48  # above the slow video (40 MB), which Ctrl-C interrupts whil
 @pytest.fixture(scope="session")
 def local_stack(servers, tmp_path_factory):
     """run-local, ready, its log drained (and its last lines kept for a failing test's report)."""
-    from tests.servers import ready_run_local
-
     env = stack_environment(servers, tmp_path_factory, "cl", MAX_UPLOAD_MB=str(MAX_UPLOAD_MB))
     with ready_run_local(env) as (process, admin):
         tail = collections.deque(maxlen=200)
