@@ -64,11 +64,18 @@ def test_a_wrong_password_says_so(page, admin_credentials):
     expect(page.get_by_role("button", name="Log out")).to_be_hidden()
 
 
-def test_a_text_file_says_it_is_not_a_video(logged_in, samples):
-    logged_in.get_by_label("Video", exact=True).set_input_files(samples["text.mp4"])
+def test_a_text_file_says_it_is_not_a_video(page, admin_credentials, samples):
+    # The list of jobs answers only after the refusal, as on a slow network: the row must stay.
+    held = []
+    page.route("**/jobs", lambda route: held.append(route))
+    log_in(page, *admin_credentials)
+    page.get_by_label("Video", exact=True).set_input_files(samples["text.mp4"])
     reason = "Upload a video file (mp4, mkv, mov, webm, avi, ...)."
-    expect(logged_in.get_by_role("alert")).to_have_text(f"text.mp4: {reason}")
-    row = row_of(logged_in, "text.mp4")
+    expect(page.get_by_role("alert")).to_have_text(f"text.mp4: {reason}")
+    page.wait_for_timeout(100)
+    held[0].continue_()
+    page.unroute("**/jobs")
+    row = row_of(page, "text.mp4")
     expect(row.locator("td.status")).to_have_text("refused")
     expect(row.locator("td.reason")).to_have_text(reason)
 

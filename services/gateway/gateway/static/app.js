@@ -157,16 +157,17 @@ function render(row, { status, progress, error, mp3_fid: mp3Fid, filename }) {
   }
 }
 
+// The server's jobs, added below the rows this page already shows (uploads refused or in flight
+// included), each followed live until it is final.
 async function loadJobs() {
   const { jobs } = await (await api("/jobs", { signal: streams.signal })).json();
-  $("#jobs tbody").replaceChildren();
-  rows.clear();
   for (const job of jobs) {
+    if (rows.has(job.job_id)) continue;
     render(addRow(job.job_id, job.filename, false), job);
     if (!FINAL.has(job.status)) follow(job).catch(failed);
   }
-  $("#empty").hidden = jobs.length > 0;
-  $("#jobs").hidden = jobs.length === 0;
+  $("#empty").hidden = rows.size > 0;
+  $("#jobs").hidden = rows.size === 0;
 }
 
 // The MP3 needs the token, which a plain link cannot send: fetch it, then save it under its name.
@@ -207,6 +208,7 @@ function upload(file) {
       return refuse(row, file.name, answer.message || `The server answered ${request.status}.`);
     }
     rows.delete(key);
+    rows.get(answer.job_id)?.remove(); // listed meanwhile by loadJobs: this row stands for it
     rows.set(answer.job_id, row);
     const job = { job_id: answer.job_id, status: answer.status, progress: 0, filename: file.name };
     render(row, job);
