@@ -69,6 +69,7 @@ def test_a_text_file_says_it_is_not_a_video(page, admin_credentials, samples):
     held = []
     page.route("**/jobs", lambda route: held.append(route))
     log_in(page, *admin_credentials)
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
     page.get_by_label("Video", exact=True).set_input_files(samples["text.mp4"])
     reason = "Upload a video file (mp4, mkv, mov, webm, avi, ...)."
     expect(page.get_by_role("alert")).to_have_text(f"text.mp4: {reason}")
