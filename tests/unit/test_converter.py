@@ -318,7 +318,7 @@ def test_a_failed_jobs_video_goes_too(converter, memory_db, samples):
 
 
 def test_a_video_left_by_an_attempt_that_died_after_finishing_goes_at_the_redelivery(converter, memory_db, samples):
-    job, message = queue_upload(memory_db, samples["faststart.mp4"])
+    _job, message = queue_upload(memory_db, samples["faststart.mp4"])
     with mock.patch.object(converter, "_drop_video"):  # the worker dies before removing the video
         first = deliver(converter, message)
     assert stored_counts(memory_db)["videos.files"] == 1

@@ -10,62 +10,31 @@ import pytest
 import requests
 from bson import ObjectId
 from pymongo.errors import ServerSelectionTimeoutError
-from requests.structures import CaseInsensitiveDict
 from werkzeug.http import parse_options_header
 
 import common.storage
 from common import storage
 from common.jobs import Jobs
-from common.settings import GatewaySettings, load
-from gateway.app import create_app
-from gateway.auth_client import AuthClient, AuthUnavailable
+from common.settings import GatewaySettings
+from gateway.auth_client import AuthClient
 from tests.unit.envfile import assert_json_error
+from tests.unit.gateway_double import (
+    ALICE,
+    ALICE_TOKEN,
+    BOB_TOKEN,
+    MP3_QUEUE,
+    VIDEO_QUEUE,
+    FakeAuth,
+    auth_answer,
+    gateway_app,
+    gateway_settings,
+)
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
 MIB = 1024 * 1024
-ALICE, BOB = "alice@example.com", "bob@example.com"
-ALICE_TOKEN, BOB_TOKEN = "token-alice", "token-bob"
-VIDEO_QUEUE, MP3_QUEUE = "video-unit", "mp3-unit"
 JOB_FIELDS = {"job_id", "status", "progress", "mp3_fid", "error", "filename", "created_at", "updated_at"}
 MP3_BYTES = b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 40  # not a real MP3: bytes are bytes
-
-
-def auth_answer(status: int, body: bytes, content_type: str, **headers) -> requests.Response:
-    """What AuthClient.login hands back: auth's own response."""
-    response = requests.Response()
-    response.status_code = status
-    response._content = body
-    response.encoding = "utf-8"
-    response.headers = CaseInsensitiveDict({"Content-Type": content_type, **headers})
-    return response
-
-
-class FakeAuth:
-    """AuthClient without auth: knows two tokens; `down = True` makes every call raise AuthUnavailable."""
-
-    def __init__(self):
-        self.down = False
-        self.logins: list[str] = []
-        self.login_answer = auth_answer(200, b"header.payload.signature", "text/plain; charset=utf-8")
-
-    def _reachable(self) -> None:
-        if self.down:
-            raise AuthUnavailable("auth is down (test)")
-
-    def validate(self, token: str) -> dict | None:
-        self._reachable()
-        owner = {ALICE_TOKEN: ALICE, BOB_TOKEN: BOB}.get(token)
-        now = int(time.time())
-        return {"sub": owner, "admin": False, "iat": now, "exp": now + 600} if owner else None
-
-    def login(self, authorization: str) -> requests.Response:
-        self._reachable()
-        self.logins.append(authorization)
-        return self.login_answer
-
-    def ping(self) -> None:
-        self._reachable()
 
 
 @pytest.fixture
@@ -75,14 +44,17 @@ def fake_auth() -> FakeAuth:
 
 @pytest.fixture
 def settings(clean_env) -> GatewaySettings:
-    return load(GatewaySettings, rabbitmq_url="amqp://guest:guest@127.0.0.1:5672/%2F",
-                auth_svc_address="http://127.0.0.1:5000", max_upload_mb=1,
-                video_queue=VIDEO_QUEUE, mp3_queue=MP3_QUEUE)
+    return gateway_settings()
 
 
 @pytest.fixture
-def client(settings, memory_db, fake_publisher, fake_auth):
-    return create_app(settings, db=memory_db, publisher=fake_publisher, auth=fake_auth).test_client()
+def app(settings, memory_db, fake_publisher, fake_auth):
+    return gateway_app(settings, memory_db, fake_publisher, fake_auth)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ ROUTES = (login, upload, jobs, download, health, reference)
 
 
 def create_app(settings: GatewaySettings, *, db: Database, publisher: Publisher, auth: AuthClient) -> Flask:
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # every route is one of openapi.yaml's
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_mb * MIB + MULTIPART_OVERHEAD
     app.extensions[EXTENSION] = Gateway.build(settings, db, publisher, auth)
     install_json_errors(app)
