@@ -198,6 +198,7 @@ BAD_FORMS = {
     "another-field-plus-file": lambda video: {"file": (io.BytesIO(video), "a.mp4"),
                                               "other": (io.BytesIO(video), "b.mp4")},
     "only-another-field": lambda video: {"video": (io.BytesIO(video), "a.mp4")},
+    "a-text-field-plus-file": lambda video: {"file": (io.BytesIO(video), "a.mp4"), "note": "hello"},
 }
 
 
@@ -385,9 +386,19 @@ def test_a_cursor_from_someone_else_reveals_nothing_of_theirs(client, memory_db)
     assert body == {"jobs": [], "next_cursor": None}
 
 
+def test_any_cursor_of_the_documented_shape_is_a_page_perhaps_empty(client, memory_db):
+    add_jobs(memory_db, ALICE, 2)
+    for cursor in ("0" * 25, "f" * 35, "1" + "0" * 24):
+        response = client.get("/jobs", query_string={"cursor": cursor}, headers=bearer(ALICE_TOKEN))
+        assert response.status_code == 200
+    far_future = "f" * 11 + "f" * 24
+    assert len(job_list(client.get(f"/jobs?cursor={far_future}", headers=bearer(ALICE_TOKEN)).get_json())) == 2
+
+
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=-1", "limit=ten", "limit=", "limit=2.5",
                                    "limit=%EF%BC%95", "cursor=", "cursor=not-a-cursor", "cursor=%00",
-                                   "cursor=MTIz", "cursor=eHh4Lnl5eQ", "cursor=%C3%A9t%C3%A9"])
+                                   "cursor=MTIz", "cursor=eHh4Lnl5eQ", "cursor=%C3%A9t%C3%A9", "cursor=" + "0" * 24,
+                                   "cursor=" + "F" * 30, "cursor=" + "0" * 36])
 def test_a_bad_limit_or_cursor_is_400_with_a_message(client, memory_db, query):
     add_jobs(memory_db, ALICE, 2)
     body = assert_json_error(client.get(f"/jobs?{query}", headers=bearer(ALICE_TOKEN)), 400)
