@@ -35,7 +35,7 @@ def test_deleting_a_job_while_it_converts_stops_ffmpeg_stores_nothing_and_settle
         wait_until(lambda: client.job(job_id).json()["progress"] > 0, 60, "the conversion to start")
         assert ffmpeg_children(), "ffmpeg is not running"
 
-        response = client.http.delete(f"{client.base}/jobs/{job_id}", headers=client.headers(), timeout=30)
+        response = client.delete(job_id)
 
         assert response.status_code == 204
         assert client.job(job_id).status_code == 404
