@@ -46,14 +46,19 @@ blueprint = Blueprint("reference", __name__)
 
 
 @functools.cache
+def spec_json() -> str:
+    """The OpenAPI document as JSON, in the order it is written (the reference page shows it so)."""
+    return json.dumps(yaml.safe_load(SPEC.read_text(encoding="utf-8")), ensure_ascii=False)
+
+
 def spec() -> dict:
     """The OpenAPI document, as JSON sees it (YAML's quirks cannot leak into it)."""
-    return json.loads(json.dumps(yaml.safe_load(SPEC.read_text(encoding="utf-8"))))
+    return json.loads(spec_json())
 
 
 @blueprint.get("/openapi.json")
 def openapi():
-    return spec()
+    return Response(spec_json(), mimetype="application/json")
 
 
 @blueprint.get("/docs")
