@@ -58,5 +58,5 @@ class Removal:
         """The MP3 recorded on the job, and any other one stored for it (an attempt that died, or
         a conversion that finished while the job was being deleted)."""
         storage.delete_file(self._mp3s, recorded)
-        for stored in self._mp3_files.find({"metadata.job_id": job_id}, {"_id": 1}):
+        for stored in list(self._mp3_files.find({"metadata.job_id": job_id}, {"_id": 1})):
             storage.delete_file(self._mp3s, stored["_id"])
