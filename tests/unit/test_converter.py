@@ -327,3 +327,15 @@ def test_a_video_left_by_an_attempt_that_died_after_finishing_goes_at_the_redeli
 
     assert again.publish == first.publish
     assert stored_counts(memory_db)["videos.files"] == 0
+
+
+def test_a_failed_jobs_video_left_by_an_attempt_that_died_goes_at_the_redelivery(converter, memory_db, samples):
+    job, message = queue_upload(memory_db, samples["silent.mp4"])
+    with mock.patch.object(converter, "_drop_video"):
+        assert deliver(converter, message).action is Action.REJECT
+    assert stored_counts(memory_db)["videos.files"] == 1
+
+    assert deliver(converter, message, redelivered=True).action is Action.REJECT
+
+    assert stored_counts(memory_db)["videos.files"] == 0
+    assert Jobs(memory_db).get(job["_id"])["status"] == "failed"

@@ -133,8 +133,8 @@ class Converter:
         job = self._jobs.get(job_id)
         if job is None:
             return self._forget(job_id)
+        self._drop_video(job)  # in case the attempt that settled it died before
         if job["status"] == Status.DONE:
-            self._drop_video(job)  # in case the attempt that finished it died before
             return Outcome.ack(self._announcement(job))
         return Outcome.reject(f"job {job_id} already failed: {job.get('error')}")
 
