@@ -160,3 +160,28 @@ def test_a_sweep_that_cannot_reach_storage_waits_for_the_next_interval(memory_db
     assert calls == [1]
     assert "cleanup failed" in caplog.text
 
+
+
+def stored_file(db, bucket: str, age: timedelta, **metadata):
+    fid = storage.bucket(db, bucket).upload_from_stream("f", io.BytesIO(b"x" * 1000), metadata=metadata)
+    db[f"{bucket}.files"].update_one({"_id": fid}, {"$set": {"uploadDate": NOW - age}})
+    return fid
+
+
+def test_files_no_job_owns_go_an_hour_after_they_were_stored(memory_db):
+    kept = job_with_files(memory_db, timedelta(days=1))  # its video and MP3 are owned
+    gone_job = str(Jobs(memory_db).create(OWNER, "x.mp4", None)["_id"])
+    Jobs(memory_db).delete(gone_job)
+    crashed_upload = stored_file(memory_db, storage.VIDEOS, timedelta(hours=2), owner=OWNER)
+    uploading_now = stored_file(memory_db, storage.VIDEOS, timedelta(minutes=1), owner=OWNER)
+    mp3_of_a_deleted_job = stored_file(memory_db, storage.MP3S, timedelta(hours=2), job_id=gone_job)
+    mp3_without_metadata = stored_file(memory_db, storage.MP3S, timedelta(days=2))
+
+    cleanup(memory_db, retention_days=0).sweep(NOW)
+
+    videos = {f["_id"] for f in memory_db["videos.files"].find()}
+    mp3s = {f["_id"] for f in memory_db["mp3s.files"].find()}
+    assert videos == {kept["video_fid"], uploading_now}
+    assert mp3s == {kept["mp3_fid"]}
+    assert crashed_upload not in videos and {mp3_of_a_deleted_job, mp3_without_metadata}.isdisjoint(mp3s)
+    assert stored_counts(memory_db)["videos.chunks"] == 2 + 1  # the kept job's two chunks, and the upload's one

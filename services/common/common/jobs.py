@@ -77,6 +77,7 @@ class Jobs:
     def ensure_indexes(self) -> None:
         self._jobs.create_index([("owner", 1), ("created_at", DESCENDING), ("_id", DESCENDING)])
         self._jobs.create_index("mp3_fid", sparse=True)
+        self._jobs.create_index("video_fid")
         self._jobs.create_index("updated_at")
         self._jobs.create_index("deleted_at", sparse=True)
 
@@ -148,6 +149,16 @@ class Jobs:
     def hidden(self) -> Iterator[dict]:
         """Jobs whose deletion started and has not finished (a crash, or one in progress now)."""
         return self._jobs.find({"deleted_at": {"$type": "date"}}, FILES)
+
+    def existing(self, job_ids) -> set[str]:
+        """Those of the ids whose job exists (hidden or not)."""
+        oids = [oid for oid in map(object_id, job_ids) if oid is not None]
+        return {str(job["_id"]) for job in self._jobs.find({"_id": {"$in": oids}}, {"_id": 1})}
+
+    def recorded_videos(self, files: list[dict]) -> set:
+        """The ids of those stored videos that a job records as its own."""
+        fids = [f["_id"] for f in files]
+        return {job["video_fid"] for job in self._jobs.find({"video_fid": {"$in": fids}}, {"video_fid": 1})}
 
     def untouched_since(self, moment: datetime) -> Iterator[dict]:
         """Jobs that have not changed since `moment`: for a finished job, finished before it."""
