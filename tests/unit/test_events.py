@@ -11,11 +11,10 @@ from werkzeug.serving import make_server
 
 from common import storage
 from common.jobs import Jobs
-from common.settings import GatewaySettings, load
 from gateway import events
 from gateway.app import create_app
 from tests.sse import read_events
-from tests.unit.test_gateway import ALICE_TOKEN, BOB_TOKEN, FakeAuth, bearer
+from tests.unit.gateway_double import ALICE_TOKEN, BOB_TOKEN, FakeAuth, gateway_settings
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -36,8 +35,11 @@ def gateway_url(settings, memory_db, fake_publisher, monkeypatch):
 
 @pytest.fixture
 def settings(clean_env):
-    return load(GatewaySettings, rabbitmq_url="amqp://guest:guest@127.0.0.1:5672/%2F",
-                auth_svc_address="http://127.0.0.1:5000")
+    return gateway_settings(max_upload_mb=64)
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
@@ -148,6 +150,23 @@ def test_the_stream_of_a_job_deleted_meanwhile_ends(gateway_url, memory_db, job_
         assert next(line for line in lines if line.startswith("event:")) == "event: progress"
         Jobs(memory_db).delete(job_id)
         assert all(not line.startswith("event:") for line in lines)  # ends, with nothing more
+
+
+def test_the_stream_answers_as_the_spec_says(settings, memory_db, fake_publisher, samples):
+    """Through the test client that checks every answer against openapi.yaml: a finished job's
+    stream, and the errors."""
+    from tests.unit.gateway_double import gateway_app
+
+    client = gateway_app(settings, memory_db, fake_publisher, FakeAuth()).test_client()
+    upload = client.post("/upload", headers=bearer(ALICE_TOKEN), content_type="multipart/form-data",
+                         data={"file": (io.BytesIO(samples["faststart.mp4"].read_bytes()), "clip.mp4")})
+    job_id = upload.get_json()["job_id"]
+    Jobs(memory_db).fail(job_id, "The video has no audio track.")
+    response = client.get(f"/jobs/{job_id}/events", headers=bearer(ALICE_TOKEN))
+    assert response.status_code == 200
+    assert "event: failed" in response.get_data(as_text=True)
+    assert client.get(f"/jobs/{job_id}/events", headers=bearer(BOB_TOKEN)).status_code == 404
+    assert client.get(f"/jobs/{job_id}/events").status_code == 401
 
 
 def test_event_ids_grow_through_a_retry_after_a_crash():
