@@ -5,6 +5,9 @@ runs in a worker thread, one message at a time (prefetch 1). A delivery is acked
 handler has stored its result and its follow-up messages are confirmed by the broker; anything
 else hands it back or dead-letters it. When the broker goes away the consumer reconnects with
 backoff; on stop it finishes or hands back the current message within a grace period.
+
+Its heartbeat file (common.healthcheck) stays fresh as long as this loop runs, reconnecting included,
+and says whether it is connected: the probes tell a live consumer from a ready one.
 """
 
 import contextlib
@@ -14,12 +17,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pika
 from pika.exceptions import AMQPError
 
 from common.broker import Action, Outcome, Reject, connection_parameters, declare_topology, publish
+from common.healthcheck import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ class Consumer:
         self._url = url
         self._queues = tuple(queues)
         self._handler = handler
-        self._heartbeat = Path(heartbeat_file) if heartbeat_file else None
+        self._heartbeat = Heartbeat(heartbeat_file)
         self._grace = shutdown_grace_seconds
         self._work: _Work | None = None
         self.consuming = threading.Event()
@@ -60,6 +63,7 @@ class Consumer:
     def run(self, stop: threading.Event) -> None:
         """Consume until `stop` is set, reconnecting whenever the broker goes away."""
         backoff = 0.5
+        self._heartbeat.beat(connected=False)
         while not stop.is_set():
             started = time.monotonic()
             try:
@@ -69,7 +73,7 @@ class Consumer:
                     backoff = 0.5
                 log.warning("RabbitMQ connection lost; reconnecting",
                             extra={"queue": self.queue, "error": repr(error), "retry_in_s": backoff})
-                stop.wait(backoff)
+                self._wait(stop, backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
         log.info("consumer stopped", extra={"queue": self.queue})
 
@@ -88,7 +92,7 @@ class Consumer:
             stopping_since = None
             while True:
                 connection.process_data_events(time_limit=POLL_SECONDS)
-                self._beat()
+                self._heartbeat.beat(connected=True)
                 if stop.is_set() and stopping_since is None:
                     stopping_since = time.monotonic()
                     channel.basic_cancel(consumer_tag)
@@ -142,9 +146,12 @@ class Consumer:
             work.cancel.set()
             work.thread.join()
 
-    def _beat(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.touch()
+    def _wait(self, stop: threading.Event, seconds: float) -> None:
+        """Back off before reconnecting, the heartbeat still beating: the loop is alive."""
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            self._heartbeat.beat(connected=False)
+            stop.wait(min(left, POLL_SECONDS))
 
 
 def outcome_of(handler: Handler, delivery: Delivery, cancel: threading.Event, queue: str = "") -> Outcome:
