@@ -52,7 +52,8 @@ class InProcessConverter:
             settings = load(ConverterSettings, **overrides)
         self.stop_event = threading.Event()
         db = storage.connect(settings.mongodb_uri, settings.mongodb_db)
-        self.consumer = consumer(settings, settings.video_queue, Converter(settings, db))
+        self.consumer = consumer(settings, settings.video_queue, Converter(settings, db),
+                                 publishes_to=(settings.mp3_queue,))
         self.thread = threading.Thread(target=self.consumer.run, args=(self.stop_event,), daemon=True)
 
     def __enter__(self):

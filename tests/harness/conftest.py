@@ -50,16 +50,19 @@ from common.settings import SERVICE_SETTINGS, variable_names
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
 BACKING_SECTION = re.compile(r"^#\s*-+\s*backing services", re.IGNORECASE)
-# See ``secret_holders`` above. The broker and MongoDB passwords are inside the URLs of the three services
-# that use them (and, in Kubernetes, the variables those URLs are assembled from).
+# See ``secret_holders`` above. Each service's MongoDB and RabbitMQ passwords are inside its own URLs (and,
+# in Kubernetes, the variables those URLs are assembled from), and in the backend that creates the user.
+# The administrators' passwords reach their backend alone.
 SECRET_HOLDERS = {
     "JWT_SECRET": {"auth"},
     "ADMIN_PASSWORD": {"auth"},
     "MYSQL_PASSWORD": {"auth", "mysql"},
     "SMTP_PASSWORD": {"notification"},
     "MYSQL_ROOT_PASSWORD": {"mysql"},
-    "MONGO_ROOT_PASSWORD": {"gateway", "converter", "notification", "mongodb"},
-    "RABBITMQ_PASSWORD": {"gateway", "converter", "notification", "rabbitmq"},
+    "MONGO_ROOT_PASSWORD": {"mongodb"},
+    "RABBITMQ_PASSWORD": {"rabbitmq"},
+    **{f"MONGO_{name.upper()}_PASSWORD": {name, "mongodb"} for name in ("gateway", "converter", "notification")},
+    **{f"RABBITMQ_{name.upper()}_PASSWORD": {name, "rabbitmq"} for name in ("gateway", "converter", "notification")},
 }
 
 

@@ -168,10 +168,11 @@ def outcome_of(handler: Handler, delivery: Delivery, cancel: threading.Event, qu
         return Outcome.requeue(repr(error))
 
 
-def serve(settings_class, queue_of, handler_of) -> None:
+def serve(settings_class, queue_of, handler_of, publishes_to=lambda settings: ()) -> None:
     """The main() of a consumer service: settings, logging, storage, then consume until SIGTERM.
 
-    queue_of(settings) names the queue to consume; handler_of(settings, db) makes the handler."""
+    queue_of(settings) names the queue to consume; handler_of(settings, db) makes the handler;
+    publishes_to(settings) names the queues its handler publishes to."""
     from common import logs, storage
     from common.service import stop_on_signals
     from common.settings import load
@@ -179,11 +180,13 @@ def serve(settings_class, queue_of, handler_of) -> None:
     settings = load(settings_class)
     logs.configure(settings.log_level)
     db = storage.connect(settings.mongodb_uri, settings.mongodb_db)
-    consumer(settings, queue_of(settings), handler_of(settings, db)).run(stop_on_signals())
+    consumer(settings, queue_of(settings), handler_of(settings, db), publishes_to(settings)).run(stop_on_signals())
 
 
-def consumer(settings, queue: str, handler: Handler) -> Consumer:
-    """A consumer of `queue` configured from a service's ConsumerSettings."""
-    return Consumer(url=settings.rabbitmq_url, queue=queue, queues=(settings.video_queue, settings.mp3_queue),
+def consumer(settings, queue: str, handler: Handler, publishes_to=()) -> Consumer:
+    """A consumer of `queue` configured from a service's ConsumerSettings. It declares the queues it uses,
+    `queue` and those its handler publishes to, and no others: each service's broker user may touch only
+    its own (init/rabbitmq-definitions.sh)."""
+    return Consumer(url=settings.rabbitmq_url, queue=queue, queues=(queue, *publishes_to),
                     handler=handler, heartbeat_file=settings.heartbeat_file,
                     shutdown_grace_seconds=settings.shutdown_grace_seconds)

@@ -6,7 +6,8 @@ from converter.handler import Converter
 
 
 def main() -> None:
-    serve(ConverterSettings, lambda settings: settings.video_queue, Converter)
+    serve(ConverterSettings, lambda settings: settings.video_queue, Converter,
+          publishes_to=lambda settings: (settings.mp3_queue,))
 
 
 if __name__ == "__main__":
