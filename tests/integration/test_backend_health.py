@@ -57,7 +57,8 @@ def mysql_account(servers):
         for host in hosts:
             db.execute(sa.text(f"CREATE USER '{account['MYSQL_USER']}'@'{host}' IDENTIFIED BY :password"),
                        {"password": account["MYSQL_PASSWORD"]})
-            db.execute(sa.text(f"GRANT SELECT ON `{account['MYSQL_DATABASE']}`.* TO '{account['MYSQL_USER']}'@'{host}'"))
+            grant = f"GRANT SELECT ON `{account['MYSQL_DATABASE']}`.* TO '{account['MYSQL_USER']}'@'{host}'"
+            db.execute(sa.text(grant))
     try:
         yield account
     finally:
