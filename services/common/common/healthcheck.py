@@ -10,8 +10,10 @@ consumer would not bring the broker back), while readiness says whether it is co
 """
 
 import argparse
+import logging
 import os
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -19,26 +21,41 @@ from pathlib import Path
 CONNECTED = "connected"
 RECONNECTING = "reconnecting"
 
+log = logging.getLogger(__name__)
+
 
 class Heartbeat:
-    """The writer's side: `beat(connected)` at least every few seconds while the loop runs."""
+    """The writer's side: `beat(connected)` at least every few seconds while the loop runs. A file that
+    cannot be written is logged, never raised: the probe that reads it will say so."""
 
     def __init__(self, path: str):
         self._path = Path(path) if path else None
         self._written: str | None = None
+        self._failing = False
 
     def beat(self, connected: bool) -> None:
         if self._path is None:
             return
         state = CONNECTED if connected else RECONNECTING
+        try:
+            self._write(state)
+        except OSError as error:
+            if not self._failing:
+                log.warning("cannot write the heartbeat file", extra={"path": str(self._path), "error": repr(error)})
+            self._failing = True
+        else:
+            self._failing = False
+
+    def _write(self, state: str) -> None:
         if state == self._written:
             try:
                 os.utime(self._path)
                 return
             except FileNotFoundError:
                 pass
-        # Replaced whole, so that a probe never reads a half-written state.
-        partial = self._path.with_name(self._path.name + ".partial")
+        # Replaced whole, so that a probe never reads a half-written state; a partial file of its own, as
+        # several consumers of one process (scripts/run-local) may share the heartbeat file.
+        partial = self._path.with_name(f"{self._path.name}.{os.getpid()}-{threading.get_ident()}.partial")
         partial.write_text(state)
         os.replace(partial, self._path)
         self._written = state
