@@ -95,29 +95,22 @@ class Policies:
                 if p["metadata"].get("namespace") == pod.namespace and direction in p["spec"].get("policyTypes", [])
                 and selects(p["spec"]["podSelector"], pod.labels)]
 
-    def egress_allowed(self, source: Pod, target, port: int, protocol: str) -> bool:
-        policies = self._of(source, "Egress")
+    def _admits(self, pod: Pod, direction: str, peer, port: int, protocol: str) -> bool:
+        """Does `pod` let `peer` in (Ingress) or out to `peer` (Egress), on that port?"""
+        policies = self._of(pod, direction)
         if not policies:
             return True
+        rules_key, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+        target = pod if direction == "Ingress" else peer
         return any(
             port_matches(rule.get("ports"), port, protocol, target)
-            and (not rule.get("to") or any(peer_matches(peer, source.namespace, target) for peer in rule["to"]))
-            for policy in policies for rule in policy["spec"].get("egress", [])
-        )
-
-    def ingress_allowed(self, source, target: Pod, port: int, protocol: str) -> bool:
-        policies = self._of(target, "Ingress")
-        if not policies:
-            return True
-        return any(
-            port_matches(rule.get("ports"), port, protocol, target)
-            and (not rule.get("from") or any(peer_matches(peer, target.namespace, source) for peer in rule["from"]))
-            for policy in policies for rule in policy["spec"].get("ingress", [])
+            and (not rule.get(peers_key) or any(peer_matches(p, pod.namespace, peer) for p in rule[peers_key]))
+            for policy in policies for rule in policy["spec"].get(rules_key, [])
         )
 
     def allowed(self, source, target, port: int, protocol: str = "TCP") -> bool:
-        egress = self.egress_allowed(source, target, port, protocol) if isinstance(source, Pod) else True
-        ingress = self.ingress_allowed(source, target, port, protocol) if isinstance(target, Pod) else True
+        egress = self._admits(source, "Egress", target, port, protocol) if isinstance(source, Pod) else True
+        ingress = self._admits(target, "Ingress", source, port, protocol) if isinstance(target, Pod) else True
         return egress and ingress
 
 
