@@ -119,12 +119,13 @@ def test_service_image(name):
 
     # The code: owned by that user in `dev` (compose watch and Tilt sync into it as that user), by root in
     # `runtime` (the service cannot change it). Nothing else differs between the two.
-    for stage, chown in (("dev", f"--chown={users[-1]}"), ("runtime", None)):
+    for stage, owner in (("dev", uid), ("runtime", None)):
         code = [args.split() for k, args in by_stage[stage] if k == "COPY"]
         assert [words[-1] for words in code] == ["/app/common", f"/app/{name}"], stage
         assert [words[-2] for words in code] == ["common/common", f"{name}/{name}"], stage
-        owners = {next((w for w in words if w.startswith("--chown=")), None) for words in code}
-        assert owners == {chown}, f"{stage}: {owners}"
+        chowns = {next((w for w in words if w.startswith("--chown=")), None) for words in code}
+        owners = {c.removeprefix("--chown=").split(":")[0] if c else None for c in chowns}
+        assert owners == {owner}, f"{stage}: {chowns}"
         assert [k for k, _ in by_stage[stage]] == ["FROM", "COPY", "COPY"], stage
 
     # Exec form, so that python is PID 1 and gets SIGTERM itself.
