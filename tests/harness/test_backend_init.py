@@ -24,8 +24,11 @@ const fs = require("fs");
 const created = [];
 const db = { getSiblingDB: (name) => ({ createUser: (spec) => created.push({ db: name, ...spec }) }) };
 const env = JSON.parse(process.argv[3]);
+// The shell's own globals share the script's scope (mongosh's, and the stand-in's `database`).
+const context = vm.createContext({ db, process: { env } });
+vm.runInContext("function database(name) {} function print() {} function quit() {}", context);
 try {
-  vm.runInNewContext(fs.readFileSync(process.argv[2], "utf8"), { db, process: { env } });
+  vm.runInContext(fs.readFileSync(process.argv[2], "utf8"), context);
   console.log(JSON.stringify({ created }));
 } catch (error) {
   console.log(JSON.stringify({ error: String(error.message) }));
