@@ -32,7 +32,7 @@ CI_PLUMBING = {
     r"^sudo apt-get update -q && sudo apt-get install .* ffmpeg$": "ffmpeg, to make a test video",
     r"^ffmpeg -loglevel error -f lavfi ": "a test video",
     r"^(ffprobe|awk) ": "the MP3's duration",
-    r"^(JOB_ID|STATUS|MP3_FID|IP|codes)=\$\(": "reading an answer",
+    r"^(JOB_ID|STATUS|MP3_FID|NEXT_CURSOR|IP|codes)=\$\(": "reading an answer",
     r"^kubectl -n mp3converter wait --for=condition=Ready pod --all": "wait until every pod is ready",
     r"^kubectl -n mp3converter (get|describe|logs) ": "what went wrong",
     r"^kubectl -n mp3converter exec \"deploy/\$1\" -- python -c \"import socket": "a connection from inside a pod",

@@ -1,13 +1,14 @@
-"""python -m converter: consume the video queue until SIGTERM."""
+"""python -m converter: consume the video queue, and sweep expired jobs, until SIGTERM."""
 
 from common.consumer import serve
 from common.settings import ConverterSettings
+from converter.cleanup import Cleanup
 from converter.handler import Converter
 
 
 def main() -> None:
     serve(ConverterSettings, lambda settings: settings.video_queue, Converter,
-          publishes_to=lambda settings: (settings.mp3_queue,))
+          publishes_to=lambda settings: (settings.mp3_queue,), companions=(Cleanup,))
 
 
 if __name__ == "__main__":
