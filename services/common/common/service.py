@@ -26,9 +26,11 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
                streaming: bool = False) -> None:
     """Run a WSGI app under gunicorn, configured from settings rather than a command line.
 
+    An app that cannot be built stops the whole server at once, with a non-zero exit: see `load`.
     streaming: long-lived responses and untrusted clients, served by common.http_worker's gevent
     worker instead of threads (`threads` is then unused)."""
     from gunicorn.app.base import BaseApplication
+    from gunicorn.errors import AppImportError
 
     class Server(BaseApplication):
         def load_config(self):
@@ -44,6 +46,9 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
                 "timeout": 300,
                 "graceful_timeout": 20,
                 "worker_tmp_dir": "/dev/shm",
+                # Probes and noise: no control socket (nobody runs gunicornc in a container, and the
+                # image user's home, where it would go, does not exist).
+                "control_socket_disable": True,
             }
             if streaming:
                 from common import http_worker
@@ -53,7 +58,13 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
                 self.cfg.set(key, value)
 
         def load(self):
-            return app_factory()
+            # Probes: gunicorn halts when a worker fails to boot, except when the worker raises
+            # SystemExit (a bad setting, a missing module): that worker is respawned forever while the
+            # port stays open and /healthz hangs. As an AppImportError the arbiter exits non-zero.
+            try:
+                return app_factory()
+            except SystemExit as error:
+                raise AppImportError(str(error.code)) from None
 
     logs.configure(log_level)
     Server().run()
