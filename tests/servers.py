@@ -100,7 +100,9 @@ def free_port() -> int:
 
 
 def run_local(env: dict[str, str], *args) -> subprocess.Popen:
-    """scripts/run-local as a user starts it, without a .env: everything from `env`."""
+    """scripts/run-local as a user starts it, without a .env: everything from `env` (the consumers' metrics on
+    a free port unless `env` names one)."""
+    env = {"METRICS_PORT": str(free_port()), **env}
     return subprocess.Popen([str(ROOT / "scripts/run-local"), "--env-file", "/nonexistent/.env", *args],
                             env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -11,6 +11,7 @@ from bson import ObjectId
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.database import Database
 
+from common import metrics
 from common.broker import Reject, decode
 from common.storage import object_id
 
@@ -124,13 +125,17 @@ class Jobs:
             {"$set": {"status": Status.DONE.value, "progress": 100, "mp3_fid": mp3_fid,
                       "error": None, "updated_at": _now()}},
         )
+        if result.modified_count == 1:
+            metrics.JOBS_FINISHED.labels(Status.DONE.value).inc()
         return result.modified_count == 1
 
     def fail(self, job_id, reason: str) -> None:
-        self._jobs.update_one(
+        result = self._jobs.update_one(
             {"_id": object_id(job_id), "status": {"$nin": list(FINAL)}},
             {"$set": {"status": Status.FAILED.value, "error": reason, "updated_at": _now()}},
         )
+        if result.modified_count == 1:
+            metrics.JOBS_FINISHED.labels(Status.FAILED.value).inc()
 
     def claim_notification(self, job_id) -> dict | None:
         """Take the right to notify a done job; None when it was already taken."""

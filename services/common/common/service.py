@@ -1,10 +1,11 @@
 """Start-up of a service process: logging, signals, and gunicorn for the HTTP services."""
 
 import logging
+import os
 import signal
 import threading
 
-from common import logs
+from common import logs, metrics
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,9 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
                 "timeout": 300,
                 "graceful_timeout": 20,
                 "worker_tmp_dir": "/dev/shm",
+                # Each worker counts in PROMETHEUS_MULTIPROC_DIR, and /metrics adds them up (common.metrics).
+                "on_starting": metrics.prepare_multiprocess_dir,
+                "child_exit": metrics.worker_exited,
             }
             for key, value in options.items():
                 self.cfg.set(key, value)
@@ -48,4 +52,7 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
             return app_factory()
 
     logs.configure(log_level)
+    if workers > 1 and not os.environ.get(metrics.MULTIPROCESS_DIR):
+        log.warning("metrics will not add up: each of the %d workers counts alone; set %s to an empty folder "
+                    "(the images do)", workers, metrics.MULTIPROCESS_DIR)
     Server().run()

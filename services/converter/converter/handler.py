@@ -7,6 +7,7 @@ an MP3 left by an attempt that died is removed before the next attempt stores it
 import logging
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from gridfs.errors import NoFile
@@ -14,7 +15,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from common import storage
+from common import metrics, storage, telemetry
 from common.broker import Outcome
 from common.consumer import Delivery
 from common.jobs import FINAL, Jobs, Status, mp3_name
@@ -45,6 +46,7 @@ class Converter:
     def __call__(self, delivery: Delivery, cancel: threading.Event) -> Outcome:
         job = self._jobs.of_message(delivery.body)
         job_id = str(job["_id"])
+        telemetry.annotate(job_id=job_id)
         if job["status"] in FINAL:
             return self._settled(job)
         job = self._jobs.start_attempt(job_id)
@@ -66,6 +68,7 @@ class Converter:
 
     def _convert(self, job: dict, cancel: threading.Event) -> Outcome:
         job_id = str(job["_id"])
+        started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="converter-") as work:
             video, mp3 = Path(work) / "video", Path(work) / "audio.mp3"
             self._fetch(job["video_fid"], video, cancel)
@@ -76,11 +79,13 @@ class Converter:
         if not self._jobs.finish(job_id, mp3_fid):  # another worker settled it first: keep theirs
             storage_retry(self._mp3s.delete)(mp3_fid)
             return self._settled(self._jobs.get(job_id))
+        metrics.CONVERSION_SECONDS.observe(time.monotonic() - started)
         log.info("converted", extra={"job_id": job_id, "mp3_fid": str(mp3_fid),
                                      "seconds": round(result.mp3_seconds, 2)})
         return Outcome.ack(self._announcement({**job, "mp3_fid": mp3_fid}))
 
     @storage_retry
+    @telemetry.traced("GridFS fetch videos")
     def _fetch(self, video_fid, target: Path, cancel: threading.Event) -> None:
         with self._videos.open_download_stream(video_fid) as source, target.open("wb") as out:
             while chunk := source.read(COPY_CHUNK):
