@@ -24,6 +24,8 @@ FIXED_IN_CONTAINERS = {
     "AUTH_PORT": "5000",
     "GATEWAY_PORT": "8080",
     "AUTH_SVC_ADDRESS": "http://auth:5000",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318",
+    "METRICS_PORT": "9464",
 }
 BUILT_FROM_CREDENTIALS = {
     "MONGODB_URI": "mongodb://{MONGO_ROOT_USER}:{MONGO_ROOT_PASSWORD}@mongodb:27017/?authSource=admin",
@@ -101,11 +103,16 @@ def test_an_empty_secret_is_refused_with_what_to_do(make_env, run_compose, name)
 # ---------------------------------------------------------------- services, images, builds
 
 
+OBSERVE_SERVICES = ("jaeger", "prometheus", "grafana")
+
+
 def test_services(compose_config, compose_env_file, compose_model):
     default = compose_config(env_file=compose_env_file)
     assert set(default["services"]) == set(BACKING_SERVICES) | set(APP_SERVICES)
-    assert set(compose_model["services"]) == set(BACKING_SERVICES) | set(APP_SERVICES) | {"mailpit"}
+    assert set(compose_model["services"]) == {*BACKING_SERVICES, *APP_SERVICES, "mailpit", *OBSERVE_SERVICES}
     assert compose_model["services"]["mailpit"]["profiles"] == ["mail"]
+    for name in OBSERVE_SERVICES:
+        assert compose_model["services"][name]["profiles"] == ["observe"], name
 
 
 @pytest.mark.parametrize(
@@ -320,13 +327,17 @@ def test_auth_can_log_in_to_mysql_8(compose_model, repo_root):
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
-def test_app_containers_get_exactly_their_services_variables(compose_model, service_variables, name):
-    """Least privilege: the variables common.settings says the service reads, no more, no fewer."""
-    environment = set(compose_model["services"][name]["environment"])
-    wanted = service_variables[name]
-    assert environment == wanted, f"{name}: missing {sorted(wanted - environment)}, " + (
-        f"extra {sorted(environment - wanted)}"
+def test_app_containers_get_exactly_their_services_variables(
+    compose_model, service_variables, container_variables, name
+):
+    """Least privilege: the variables common.settings says the service reads, no more, no fewer, and the
+    standard ones that name the container (OTEL_SERVICE_NAME: the service's own name)."""
+    environment = compose_model["services"][name]["environment"]
+    wanted = service_variables[name] | set(container_variables[name])
+    assert set(environment) == wanted, f"{name}: missing {sorted(wanted - set(environment))}, " + (
+        f"extra {sorted(set(environment) - wanted)}"
     )
+    assert {key: environment[key] for key in container_variables[name]} == container_variables[name]
 
 
 def test_app_values_come_from_env_except_where_they_run(

@@ -17,6 +17,7 @@ from tests.harness.k8s_stack import (
     BACKING_SERVICES,
     COMPONENTS,
     ENTRY_POINTS,
+    PART_COMPONENTS,
     REPO_ROOT,
     build,
     container,
@@ -108,7 +109,7 @@ def test_every_component_composes_with_the_root_kustomization(component, stack_d
     (root / "kustomization.yaml").write_text(text.replace(commented, f"components:\n  - {component}\n"))
     objects = build(root)
     kinds = {obj["kind"] for obj in objects}
-    assert {"ScaledObject", "TriggerAuthentication", "Deployment", "StatefulSet"} <= kinds
+    assert COMPONENTS[component] | {"Deployment", "StatefulSet"} <= kinds
     result = validate_strict([obj for obj in objects if is_core(obj)], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -117,7 +118,7 @@ def test_every_kustomization_in_manifests_is_built_by_a_test():
     found = {
         str(path.parent.relative_to(REPO_ROOT)) for path in (REPO_ROOT / "manifests").rglob("kustomization.yaml")
     }
-    covered = set(ENTRY_POINTS) | set(COMPONENTS) | {"manifests/base"}
+    covered = set(ENTRY_POINTS) | set(COMPONENTS) | set(PART_COMPONENTS) | {"manifests/base"}
     assert found <= covered, f"kustomizations no test builds: {sorted(found - covered)}"
 
 
@@ -250,12 +251,17 @@ def url_parts(item: dict) -> dict:
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
-def test_each_app_container_gets_exactly_its_services_variables(stack, service_variables, env_example, name):
-    """Least privilege: what common.settings says the service reads, and the parts of its URLs."""
+def test_each_app_container_gets_exactly_its_services_variables(
+    stack, service_variables, container_variables, env_example, name
+):
+    """Least privilege: what common.settings says the service reads, the parts of its URLs, and the standard
+    variables that name the container (literal values)."""
     item = container(named(stack, "Deployment")[name])
     names = [variable["name"] for variable in item["env"]]
     assert len(names) == len(set(names)), f"{name}: a variable listed twice"
-    wanted = service_variables[name]
+    literal = {variable["name"]: variable.get("value") for variable in item["env"]}
+    assert {key: literal[key] for key in container_variables[name]} == container_variables[name]
+    wanted = service_variables[name] | set(container_variables[name])
     parts = set().union(*url_parts(item).values())
     # A URL's parts are there only for the URLs the service reads (they are in .env's backing section).
     assert set(url_parts(item)) <= wanted and parts <= set(env_example.backing), f"{name}: {url_parts(item)}"
@@ -303,7 +309,8 @@ def test_consumers_are_probed_on_their_rabbitmq_heartbeat(stack):
     assert (REPO_ROOT / "services/common/common/healthcheck.py").is_file()
     for name in CONSUMERS:
         app = container(deployments[name])
-        assert "ports" not in app
+        # A consumer listens only for Prometheus (METRICS_PORT), and is probed on its broker heartbeat.
+        assert [(p["name"], p["containerPort"]) for p in app["ports"]] == [("metrics", 9464)]
         for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
             assert app[probe]["exec"]["command"] == HEARTBEAT_PROBE, f"{name} {probe}"
         # A probe slower than the heartbeat's 60 s window would never fail.
