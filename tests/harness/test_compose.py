@@ -449,7 +449,7 @@ def fake_clone(tmp_path, repo_root):
     docker = bin_dir / "docker"
     docker.write_text(
         "#!/bin/sh\n"
-        f'echo "$* | profiles=${{COMPOSE_PROFILES:-}} smtp=${{SMTP_HOST:-}}" >> "{log}"\n'
+        f'echo "$* | profiles=${{COMPOSE_PROFILES:-}} smtp=${{SMTP_HOST:-}} traces=${{OTEL_TRACES_EXPORTER:-}}" >> "{log}"\n'
         'if [ "$1" = info ] && [ -n "${FAKE_NO_ENGINE:-}" ]; then exit 1; fi\n'
         "exit 0\n"
     )
@@ -493,9 +493,17 @@ def test_up_keeps_an_existing_env(fake_clone):
 def test_up_mail_and_detach(fake_clone):
     _clone, run, calls = fake_clone
     assert run("--mail").returncode == 0
-    assert calls()[-1] == "compose up --build --watch | profiles=mail smtp=mailpit"
+    assert calls()[-1] == "compose up --build --watch | profiles=mail smtp=mailpit traces="
     assert run("--detach", "--", "gateway").returncode == 0
-    assert calls()[-1] == "compose up --build --detach --wait gateway | profiles= smtp="
+    assert calls()[-1] == "compose up --build --detach --wait gateway | profiles= smtp= traces="
+
+
+def test_up_observe_starts_the_profile_and_sends_the_traces_to_jaeger(fake_clone):
+    _clone, run, calls = fake_clone
+    assert run("--observe").returncode == 0
+    assert calls()[-1] == "compose up --build --watch | profiles=observe smtp= traces=otlp"
+    assert run("--mail", "--observe", "--detach").returncode == 0
+    assert calls()[-1] == "compose up --build --detach --wait | profiles=mail,observe smtp=mailpit traces=otlp"
 
 
 def test_up_without_engine_says_so(fake_clone):
