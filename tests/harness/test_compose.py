@@ -449,7 +449,8 @@ def fake_clone(tmp_path, repo_root):
     docker = bin_dir / "docker"
     docker.write_text(
         "#!/bin/sh\n"
-        f'echo "$* | profiles=${{COMPOSE_PROFILES:-}} smtp=${{SMTP_HOST:-}} traces=${{OTEL_TRACES_EXPORTER:-}}" >> "{log}"\n'
+        f'echo "$* | profiles=${{COMPOSE_PROFILES:-}} smtp=${{SMTP_HOST:-}}'
+        f' traces=${{OTEL_TRACES_EXPORTER:-}}" >> "{log}"\n'
         'if [ "$1" = info ] && [ -n "${FAKE_NO_ENGINE:-}" ]; then exit 1; fi\n'
         "exit 0\n"
     )

@@ -19,7 +19,8 @@ PINNED_IMAGE = re.compile(r"^[\w./-]+:v?\d+\.\d+\.\d+$")
 # Where each service serves /metrics in its container: auth and gateway on their HTTP port, the consumers
 # on METRICS_PORT.
 METRICS_PORTS = {"auth": 5000, "gateway": 8080, "converter": 9464, "notification": 9464}
-DASHBOARD = REPO_ROOT / "observability/grafana/dashboards/mp3converter.json"
+GRAFANA = REPO_ROOT / "observability/grafana"
+DASHBOARD = GRAFANA / "dashboards/mp3converter.json"
 
 
 def metric_names() -> set[str]:
@@ -76,7 +77,8 @@ def test_prometheus_scrapes_every_service_where_it_serves_its_metrics(compose_mo
         [sd] = jobs[name]["dns_sd_configs"]
         assert (sd["names"], sd["type"], sd["port"]) == ([name], "A", port), name
         environment = compose_model["services"][name]["environment"]
-        assert int(environment.get("METRICS_PORT") or environment.get("AUTH_PORT") or environment["GATEWAY_PORT"]) == port
+        served_on = environment.get("METRICS_PORT") or environment.get("AUTH_PORT") or environment["GATEWAY_PORT"]
+        assert int(served_on) == port, name
 
 
 def test_gunicorns_metrics_folder_is_in_memory_where_the_image_says(compose_model):
@@ -89,11 +91,12 @@ def test_gunicorns_metrics_folder_is_in_memory_where_the_image_says(compose_mode
 def test_grafana_is_provisioned_from_observability(compose_model):
     service = compose_model["services"]["grafana"]
     mounts = {m["target"]: Path(m["source"]) for m in service["volumes"] if m.get("read_only")}
-    assert mounts == {"/etc/grafana/provisioning": REPO_ROOT / "observability/grafana/provisioning",
-                      "/etc/grafana/dashboards": REPO_ROOT / "observability/grafana/dashboards"}
-    providers = yaml.safe_load((REPO_ROOT / "observability/grafana/provisioning/dashboards/dashboards.yaml").read_text())
+    assert mounts == {"/etc/grafana/provisioning": GRAFANA / "provisioning",
+                      "/etc/grafana/dashboards": GRAFANA / "dashboards"}
+    providers = yaml.safe_load((GRAFANA / "provisioning/dashboards/dashboards.yaml").read_text())
     assert [p["options"]["path"] for p in providers["providers"]] == ["/etc/grafana/dashboards"]
-    assert service["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"] == f"/etc/grafana/dashboards/{DASHBOARD.name}"
+    home = service["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == f"/etc/grafana/dashboards/{DASHBOARD.name}"
 
 
 # --- the dashboard --------------------------------------------------------------------------------------
@@ -101,7 +104,7 @@ def test_grafana_is_provisioned_from_observability(compose_model):
 
 def test_the_dashboard_shows_what_was_asked_from_metrics_the_services_have():
     dashboard = json.loads(DASHBOARD.read_text())
-    sources = yaml.safe_load((REPO_ROOT / "observability/grafana/provisioning/datasources/datasources.yaml").read_text())
+    sources = yaml.safe_load((GRAFANA / "provisioning/datasources/datasources.yaml").read_text())
     uids = {source["uid"]: source for source in sources["datasources"]}
     assert {uids["prometheus"]["url"], uids["jaeger"]["url"]} == {"http://prometheus:9090", "http://jaeger:16686"}
     expressions = {}
@@ -132,9 +135,10 @@ def k8s_root(tmp_path_factory, make_env) -> Path:
 def with_component(k8s_root) -> list[dict]:
     """The root kustomization with manifests/components/observe listed, as its comment says to do."""
     text = (k8s_root / "kustomization.yaml").read_text()
-    (k8s_root / "kustomization.yaml").write_text(
-        text.replace("# components:\n#   - manifests/components/observe\n", "components:\n  - manifests/components/observe\n")
-    )
+    commented = "# components:\n#   - manifests/components/observe\n"
+    assert commented in text
+    enabled = text.replace(commented, "components:\n  - manifests/components/observe\n")
+    (k8s_root / "kustomization.yaml").write_text(enabled)
     try:
         return build(k8s_root)
     finally:
@@ -188,8 +192,8 @@ def test_prometheus_in_the_cluster_scrapes_the_ports_that_serve_metrics(with_com
         scraped = [p["containerPort"] for p in container(deployment)["ports"] if ports.fullmatch(p["name"])]
         assert scraped == [port], name
     for name in ("mysql", "mongodb", "rabbitmq", *OBSERVE):
-        workload = {**named(with_component, "StatefulSet"), **deployments}[name]
-        assert not component.fullmatch(workload["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"])
+        labels = {**named(with_component, "StatefulSet"), **deployments}[name]["spec"]["template"]["metadata"]["labels"]
+        assert not component.fullmatch(labels["app.kubernetes.io/component"]), name
 
 
 def test_gunicorns_metrics_folder_is_in_memory_in_the_pods(with_component):

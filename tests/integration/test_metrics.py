@@ -137,4 +137,5 @@ def test_under_gunicorn_the_workers_numbers_add_up(gunicorn_gateway, samples):
         assert http_count(samples_now, "gateway", "/healthz", 200, method="GET") == waited + served
         assert http_count(samples_now, "gateway", "/upload", 202) == uploads
         assert value(samples_now, "mp3converter_uploads_total") == uploads
-        assert value(samples_now, "mp3converter_upload_bytes_total") == uploads * samples["faststart.mp4"].stat().st_size
+        size = samples["faststart.mp4"].stat().st_size
+        assert value(samples_now, "mp3converter_upload_bytes_total") == uploads * size
