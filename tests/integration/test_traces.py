@@ -125,6 +125,7 @@ def test_one_upload_is_one_trace_across_the_four_services(stack_env, samples, me
     # And across the mp3 queue to the notification.
     process_mp3 = only(f"{mp3} process", SpanKind.CONSUMER)
     assert (service(process_mp3), parent(process_mp3)) == ("notification", steps[-1])
+    assert process_mp3.attributes["job_id"] == job_id
     # (a consumer may start before the publish span ends: that waits for the broker's confirm)
     assert process_video.start_time >= send_video.start_time and process_mp3.start_time >= steps[-1].start_time
 

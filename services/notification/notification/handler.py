@@ -6,6 +6,7 @@ import threading
 
 from pymongo.database import Database
 
+from common import telemetry
 from common.broker import Outcome
 from common.consumer import Delivery
 from common.jobs import Jobs, Status
@@ -24,6 +25,7 @@ class Notifier:
     def __call__(self, delivery: Delivery, _cancel: threading.Event) -> Outcome:
         job = self._jobs.of_message(delivery.body)
         job_id = str(job["_id"])
+        telemetry.annotate(job_id=job_id)
         if job["status"] != Status.DONE:
             return Outcome.reject(f"job {job_id} is {job['status']}, not done")
         job = self._jobs.claim_notification(job_id)
