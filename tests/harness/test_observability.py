@@ -85,11 +85,11 @@ def test_gunicorns_metrics_folder_is_in_memory_where_the_image_says(compose_mode
     for name in ("auth", "gateway"):
         dockerfile = (REPO_ROOT / f"services/{name}/Dockerfile").read_text()
         folder = re.search(r"^ENV PROMETHEUS_MULTIPROC_DIR=(\S+)$", dockerfile, re.MULTILINE).group(1)
-        user = re.findall(r"^USER\s+(\d+):(\d+)\s*$", dockerfile, re.MULTILINE)[-1]
+        uid, gid = re.findall(r"^USER\s+(\d+)(?::(\d+))?\s*$", dockerfile, re.MULTILINE)[-1]
         [mount] = compose_model["services"][name]["tmpfs"]
         path, _, options = mount.partition(":")
         assert path == folder, name
-        assert {"uid=" + user[0], "gid=" + user[1], "mode=0700"} <= set(options.split(",")), name
+        assert {f"uid={uid}", f"gid={gid or uid}", "mode=0700"} <= set(options.split(",")), name
 
 
 def test_grafana_is_provisioned_from_observability(compose_model):
