@@ -66,7 +66,8 @@ def copy_command(dockerfile: Path):
 # ---------------------------------------------------------------- the compose binary accepts the file
 
 
-@pytest.mark.parametrize("profiles", [(), ("mail",)], ids=["default", "mail"])
+@pytest.mark.parametrize("profiles", [(), ("mail",), ("observe",), ("mail", "observe")],
+                         ids=["default", "mail", "observe", "mail+observe"])
 def test_compose_validates_the_file(run_compose, compose_env_file, profiles):
     result = run_compose("config", "-q", env_file=compose_env_file, profiles=profiles)
     assert result.returncode == 0, result.stderr
