@@ -183,7 +183,6 @@ def serve(settings_class, queue_of, handler_of) -> None:
 
     settings = load(settings_class)
     logs.configure(settings.log_level)
-    telemetry.tracer_provider(settings)  # before the MongoDB client: its commands become spans
     metrics.serve(settings.metrics_port)
     db = storage.connect(settings.mongodb_uri, settings.mongodb_db)
     consumer(settings, queue_of(settings), handler_of(settings, db)).run(stop_on_signals())

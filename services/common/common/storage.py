@@ -8,7 +8,7 @@ from bson.errors import InvalidId
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from common.telemetry import span
+from common.telemetry import instrument_libraries, span
 
 VIDEOS = "videos"
 MP3S = "mp3s"
@@ -22,6 +22,7 @@ def connect(uri: str, database: str) -> Database:
     """A handle on the database; `memory` is one in-process MongoDB shared by the whole process."""
     if uri == MEMORY:
         return _memory_mongo()[database]
+    instrument_libraries()  # before the client: its commands become spans
     return MongoClient(uri, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True)[database]
 
 

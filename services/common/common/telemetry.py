@@ -57,7 +57,7 @@ def tracer_provider(settings: TelemetrySettings) -> TracerProvider:
                 provider.add_span_processor(processor)
             _providers[key] = provider
             _by_resource[id(provider.resource)] = provider
-            _instrument_libraries()
+        instrument_libraries()
         return _providers[key]
 
 
@@ -109,20 +109,23 @@ class _ParentsTracer(trace.Tracer):
 
 _SERVICE_OF_PARENT = _ServiceOfParent()
 _tracer = _SERVICE_OF_PARENT.get_tracer(SCOPE)
+_libraries_lock = threading.Lock()
 _libraries_instrumented = False
 
 
-def _instrument_libraries() -> None:
-    """The process-wide instrumentations (they patch the libraries), once."""
+def instrument_libraries() -> None:
+    """The process-wide instrumentations of requests and pymongo (they patch the libraries), once. A MongoDB
+    client traces its commands only if it was made after this."""
     global _libraries_instrumented
-    if _libraries_instrumented:
-        return
-    from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
-    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+    with _libraries_lock:
+        if _libraries_instrumented:
+            return
+        from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
+        from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
-    RequestsInstrumentor().instrument(tracer_provider=_SERVICE_OF_PARENT)
-    PymongoInstrumentor().instrument(tracer_provider=_SERVICE_OF_PARENT)
-    _libraries_instrumented = True
+        RequestsInstrumentor().instrument(tracer_provider=_SERVICE_OF_PARENT)
+        PymongoInstrumentor().instrument(tracer_provider=_SERVICE_OF_PARENT)
+        _libraries_instrumented = True
 
 
 # Probes and scrapes come every few seconds: traces of them would bury the ones that matter.

@@ -1,6 +1,6 @@
 """python -m gateway: the gateway under gunicorn."""
 
-from common import storage, telemetry
+from common import storage
 from common.broker import Publisher
 from common.jobs import Jobs
 from common.service import serve_http
@@ -10,7 +10,6 @@ from gateway.auth_client import AuthClient
 
 
 def build(settings: GatewaySettings):
-    telemetry.tracer_provider(settings)  # before the MongoDB client: its commands become spans
     db = storage.connect(settings.mongodb_uri, settings.mongodb_db)
     Jobs(db).ensure_indexes()
     publisher = Publisher(settings.rabbitmq_url, (settings.video_queue, settings.mp3_queue))
