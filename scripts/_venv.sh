@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the scripts: makes .venv from nothing, or refreshes it when a requirements file changed.
 # Sets ROOT and PY. Output of pip goes to .venv/install.log so that scripts stay quiet.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -94,7 +94,8 @@ def start(*, auth_port: int | None = None, gateway_port: int | None = None, metr
     db = storage.connect(converter_settings.mongodb_uri, converter_settings.mongodb_db)
     metrics_port = metrics.serve(converter_settings.metrics_port if metrics_port is None else metrics_port,
                                  "127.0.0.1")
-    workers = [consumer(converter_settings, converter_settings.video_queue, Converter(converter_settings, db))
+    workers = [consumer(converter_settings, converter_settings.video_queue, Converter(converter_settings, db),
+                        publishes_to=(converter_settings.mp3_queue,))
                for _ in range(converters)]
     notifier = Notifier(notification_settings, db)
     workers.append(consumer(notification_settings, notification_settings.mp3_queue, notifier))

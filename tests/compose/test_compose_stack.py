@@ -13,9 +13,9 @@ import imageio_ffmpeg
 import pytest
 import requests
 
-from tests.compose.engine import engine_problem
+from tests.compose.engine import compose_problem, engine_problem
 
-PROBLEM = engine_problem()
+PROBLEM = engine_problem() or compose_problem()
 if PROBLEM:
     pytest.skip(f"compose suite not run: {PROBLEM}. It needs a Docker engine.", allow_module_level=True)
 

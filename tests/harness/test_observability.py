@@ -12,6 +12,7 @@ import yaml
 
 from common import metrics
 from tests.harness.k8s_stack import APP_SERVICES, REPO_ROOT, build, container, named, pod_spec, stack_copy
+from tests.harness.test_network import INTERNET, Policies, pods_of
 from tests.harness.tilt_stubs import evaluate_tiltfile
 
 OBSERVE = ("jaeger", "prometheus", "grafana")
@@ -81,15 +82,18 @@ def test_prometheus_scrapes_every_service_where_it_serves_its_metrics(compose_mo
         assert int(served_on) == port, name
 
 
-def test_gunicorns_metrics_folder_is_in_memory_where_the_image_says(compose_model):
+def multiprocess_dir(name: str) -> str:
+    dockerfile = (REPO_ROOT / f"services/{name}/Dockerfile").read_text()
+    return re.search(r"^ENV PROMETHEUS_MULTIPROC_DIR=(\S+)$", dockerfile, re.MULTILINE).group(1)
+
+
+def test_gunicorns_metrics_folder_is_writable_and_in_memory_in_compose(compose_model):
+    """The containers' root filesystem is read-only: the folder the image names must be on their tmpfs."""
     for name in ("auth", "gateway"):
-        dockerfile = (REPO_ROOT / f"services/{name}/Dockerfile").read_text()
-        folder = re.search(r"^ENV PROMETHEUS_MULTIPROC_DIR=(\S+)$", dockerfile, re.MULTILINE).group(1)
-        uid, gid = re.findall(r"^USER\s+(\d+)(?::(\d+))?\s*$", dockerfile, re.MULTILINE)[-1]
-        [mount] = compose_model["services"][name]["tmpfs"]
-        path, _, options = mount.partition(":")
-        assert path == folder, name
-        assert {f"uid={uid}", f"gid={gid or uid}", "mode=0700"} <= set(options.split(",")), name
+        service = compose_model["services"][name]
+        assert service["read_only"] is True
+        mounts = [entry.split(":")[0] for entry in service["tmpfs"]]
+        assert any(multiprocess_dir(name).startswith(mount.rstrip("/") + "/") for mount in mounts), name
 
 
 def test_grafana_is_provisioned_from_observability(compose_model):
@@ -139,9 +143,9 @@ def k8s_root(tmp_path_factory, make_env) -> Path:
 def with_component(k8s_root) -> list[dict]:
     """The root kustomization with manifests/components/observe listed, as its comment says to do."""
     text = (k8s_root / "kustomization.yaml").read_text()
-    commented = "# components:\n#   - manifests/components/observe\n"
-    assert commented in text
-    enabled = text.replace(commented, "components:\n  - manifests/components/observe\n")
+    line = "#   - manifests/components/observe\n"
+    assert "# components:\n" in text and line in text
+    enabled = text.replace("# components:\n", "components:\n").replace(line, "  - manifests/components/observe\n")
     (k8s_root / "kustomization.yaml").write_text(enabled)
     try:
         return build(k8s_root)
@@ -200,14 +204,33 @@ def test_prometheus_in_the_cluster_scrapes_the_ports_that_serve_metrics(with_com
         assert not component.fullmatch(labels["app.kubernetes.io/component"]), name
 
 
-def test_gunicorns_metrics_folder_is_in_memory_in_the_pods(with_component):
+def test_gunicorns_metrics_folder_is_writable_in_the_pods(with_component):
     for name in ("auth", "gateway"):
         deployment = named(with_component, "Deployment")[name]
-        dockerfile = (REPO_ROOT / f"services/{name}/Dockerfile").read_text()
-        folder = re.search(r"^ENV PROMETHEUS_MULTIPROC_DIR=(\S+)$", dockerfile, re.MULTILINE).group(1)
+        assert container(deployment)["securityContext"]["readOnlyRootFilesystem"] is True
         mounts = {m["mountPath"]: m["name"] for m in container(deployment)["volumeMounts"]}
         volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
-        assert volumes[mounts[folder]]["emptyDir"]["medium"] == "Memory", name
+        [mount] = [path for path in mounts if multiprocess_dir(name).startswith(path.rstrip("/") + "/")]
+        assert "emptyDir" in volumes[mounts[mount]], name
+
+
+def test_the_network_policies_let_through_what_the_tools_need_and_nothing_more(with_component):
+    policies = Policies(with_component)
+    pods = pods_of(with_component)
+    prometheus, jaeger, grafana = pods["prometheus"], pods["jaeger"], pods["grafana"]
+    for name, port in METRICS_PORTS.items():
+        assert policies.allowed(prometheus, pods[name], port), f"prometheus cannot scrape {name}"
+        assert policies.allowed(pods[name], jaeger, 4318), f"{name} cannot send its spans"
+        assert not policies.allowed(pods[name], jaeger, 16686), f"{name} reaches Jaeger's UI"
+    assert policies.allowed(prometheus, "10.96.0.1", 443), "prometheus cannot list the pods"
+    assert policies.allowed(grafana, prometheus, 9090) and policies.allowed(grafana, jaeger, 16686)
+    for backend in ("mysql", "mongodb", "rabbitmq"):
+        for tool in (prometheus, jaeger, grafana):
+            for port in pods[backend].ports.values():
+                assert not policies.allowed(tool, pods[backend], port), f"{tool.name} reaches {backend}"
+    assert not policies.allowed(prometheus, pods["rabbitmq"], 5672)
+    assert not policies.allowed(pods["converter"], INTERNET, 443), "the converter stays off the internet"
+    assert not policies.allowed(grafana, INTERNET, 443) and not policies.allowed(jaeger, INTERNET, 443)
 
 
 def test_metrics_are_not_routed_by_the_ingress(with_component):

@@ -1,7 +1,7 @@
 """Metrics for Prometheus: GET /metrics on auth and gateway, and on METRICS_PORT for the consumers.
 
 Under gunicorn each worker is a process of its own, so each would count only what it served. The auth
-and gateway images therefore set PROMETHEUS_MULTIPROC_DIR (a memory-backed folder in compose and
+and gateway images therefore set PROMETHEUS_MULTIPROC_DIR (under /tmp: a tmpfs in compose, an emptyDir in
 Kubernetes): prometheus_client's multiprocess mode then keeps every worker's values in files there, and
 /metrics adds them up, whichever worker answers. The server empties the folder when it starts, and a
 worker that exits is marked dead (its live gauges go; what it counted stays in the totals).
@@ -31,6 +31,9 @@ from prometheus_client.core import GaugeMetricFamily
 log = logging.getLogger(__name__)
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+# In multiprocess mode each metric opens its file when it is defined, below: the folder must be there.
+if os.environ.get(MULTIPROCESS_DIR):
+    os.makedirs(os.environ[MULTIPROCESS_DIR], exist_ok=True)
 # The _created series double every counter and mean nothing on a dashboard.
 disable_created_metrics()
 

@@ -24,8 +24,11 @@ def stop_on_signals() -> threading.Event:
 
 
 def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bool, log_level: str) -> None:
-    """Run a WSGI app under gunicorn, configured from settings rather than a command line."""
+    """Run a WSGI app under gunicorn, configured from settings rather than a command line.
+
+    An app that cannot be built stops the whole server at once, with a non-zero exit: see `load`."""
     from gunicorn.app.base import BaseApplication
+    from gunicorn.errors import AppImportError
 
     class Server(BaseApplication):
         def load_config(self):
@@ -44,12 +47,21 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
                 # Each worker counts in PROMETHEUS_MULTIPROC_DIR, and /metrics adds them up (common.metrics).
                 "on_starting": metrics.prepare_multiprocess_dir,
                 "child_exit": metrics.worker_exited,
+                # Probes and noise: no control socket (nobody runs gunicornc in a container, and the
+                # image user's home, where it would go, does not exist).
+                "control_socket_disable": True,
             }
             for key, value in options.items():
                 self.cfg.set(key, value)
 
         def load(self):
-            return app_factory()
+            # Probes: gunicorn halts when a worker fails to boot, except when the worker raises
+            # SystemExit (a bad setting, a missing module): that worker is respawned forever while the
+            # port stays open and /healthz hangs. As an AppImportError the arbiter exits non-zero.
+            try:
+                return app_factory()
+            except SystemExit as error:
+                raise AppImportError(str(error.code)) from None
 
     logs.configure(log_level)
     if workers > 1 and not os.environ.get(metrics.MULTIPROCESS_DIR):
