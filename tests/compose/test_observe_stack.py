@@ -56,14 +56,20 @@ def compose_images() -> dict[str, str]:
     return {name: service["image"] for name, service in services.items() if "observe" in service.get("profiles", [])}
 
 
-def missing(image: str) -> bool:
-    return subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0
+def obtainable(image: str) -> bool:
+    """The image is here, or can be pulled (as on a machine that reaches Docker Hub)."""
+    if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0:
+        return True
+    try:
+        return subprocess.run(["docker", "pull", "--quiet", image], capture_output=True, timeout=600).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
 
 
 def unavailable() -> dict[str, str]:
-    """{tool: why it cannot run here} for the tools of the profile whose image is not on this machine."""
+    """{tool: why it cannot run here} for the tools of the profile whose image cannot be had."""
     return {name: f"{image} is not on this machine and no registry here can supply it; {NO_STANDIN[name]}"
-            for name, image in compose_images().items() if missing(image)}
+            for name, image in compose_images().items() if not obtainable(image)}
 
 
 UNAVAILABLE = unavailable()
