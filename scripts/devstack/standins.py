@@ -37,7 +37,8 @@ MMDEBSTRAP = [
     "mmdebstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
     "--dpkgopt=path-exclude=/usr/share/man/*", "--dpkgopt=path-exclude=/usr/share/doc/*",
     "--dpkgopt=path-include=/usr/share/doc/*/copyright", "--dpkgopt=path-exclude=/usr/share/locale/*",
-    "--customize-hook=printf '#!/bin/sh\\nexit 101\\n' > \"$1/usr/sbin/policy-rc.d\"; chmod 755 \"$1/usr/sbin/policy-rc.d\"",
+    "--customize-hook=printf '#!/bin/sh\\nexit 101\\n' > \"$1/usr/sbin/policy-rc.d\"",
+    "--customize-hook=chmod 755 \"$1/usr/sbin/policy-rc.d\"",
     "--customize-hook=chroot \"$1\" python3 -m venv /opt/venv",
     "--customize-hook=printf '[global]\\ncert = /etc/ssl/certs/ca-certificates.crt\\n' > \"$1/etc/pip.conf\"",
 ]  # fmt: skip
@@ -117,7 +118,8 @@ def build_base() -> None:
     print(f"building {BASE} with mmdebstrap (about a minute)...", flush=True)
     hooks = []
     if EXTRA_CA.is_dir() and any(EXTRA_CA.glob("*.crt")):
-        hooks = [f"--customize-hook=sync-in {EXTRA_CA} {EXTRA_CA}", '--customize-hook=chroot "$1" update-ca-certificates']
+        hooks = [f"--customize-hook=sync-in {EXTRA_CA} {EXTRA_CA}",
+                 '--customize-hook=chroot "$1" update-ca-certificates']
     command = [*MMDEBSTRAP[:-2], *hooks, *MMDEBSTRAP[-2:], "--quiet", "--format=tar", "bookworm", "-"]
     changes = [*IMPORT_CHANGES, f"LABEL {LABEL}=debian:bookworm {RECIPE_LABEL}={recipe('base')}"]
     rootfs = subprocess.Popen(command, stdout=subprocess.PIPE)

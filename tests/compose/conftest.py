@@ -7,10 +7,12 @@
 - A project of its own (`mp3converter-test-<pid>`), removed with its volumes at the end. When `up`
   fails, the services' logs are in the error and the project is removed all the same.
 
-The engine check happens in test_compose_stack.py, at import, so that the whole suite is skipped
-(with the reason, shown by -ra) where no Docker engine runs.
+Before `up`, tests/containers.py makes sure an engine answers and every image is there (stand-ins
+where none can be pulled); where neither can be had, the suite is skipped with the reason (with
+CI=true it fails).
 """
 
+import json
 import os
 import re
 import shlex
@@ -92,7 +94,7 @@ def stack_compose(compose_prefix):
 
     def run(subcommand: str) -> str:
         command = shlex.split(compose_prefix) + shlex.split(subcommand)
-        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, f"compose {subcommand}: {result.stderr}"
         return result.stdout
 
@@ -100,7 +102,7 @@ def stack_compose(compose_prefix):
 
 
 @pytest.fixture(scope="session")
-def docker_setup(compose_prefix) -> list:
+def docker_setup(container_images, compose_prefix) -> list:
     base = compose_prefix
     # pytest-docker does not clean up after a failed setup: show why it failed, then remove the project.
     return [
@@ -113,3 +115,19 @@ def docker_setup(compose_prefix) -> list:
 @pytest.fixture(scope="session")
 def docker_cleanup() -> list:
     return ["down --volumes --remove-orphans --timeout 30"]
+
+
+@pytest.fixture(scope="session")
+def stack_config(stack_compose) -> dict:
+    """`docker compose config` of the test project: the images, healthchecks and variables it runs with."""
+    return json.loads(stack_compose("config --format json"))
+
+
+@pytest.fixture(scope="session")
+def container_of(stack_compose):
+    """The container id of a service of the running test project."""
+
+    def find(service: str) -> str:
+        return stack_compose(f"ps --all --quiet {service}").strip()
+
+    return find

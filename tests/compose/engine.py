@@ -1,26 +1,8 @@
-"""Is there a Docker engine, and which Compose v2 command talks to it? Used before anything else runs."""
+"""Which Compose v2 command talks to the engine (devstack.engine makes sure one answers)."""
 
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
-
-
-def engine_problem() -> str | None:
-    """None when `docker info` answers; otherwise why the compose suite cannot run here."""
-    docker = shutil.which("docker")
-    if docker is None:
-        return "no `docker` command on PATH"
-    try:
-        result = subprocess.run(
-            [docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=30
-        )
-    except subprocess.TimeoutExpired:
-        return "`docker info` did not answer within 30 s"
-    if result.returncode != 0:
-        reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        return f"no Docker engine answers `docker info` ({reason})"
-    return None
 
 
 def compose_command() -> str:

@@ -25,7 +25,7 @@ class Mailbox:
         self.ids = itertools.count(1)
         self.lock = threading.Lock()
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's handler name)
+    async def handle_DATA(self, server, session, envelope):
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         body = message.get_body(("plain",))
         html = message.get_body(("html",))
@@ -63,7 +63,7 @@ def api(mailbox: Mailbox):
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self):  # noqa: N802 (http.server's handler name)
+        def do_GET(self):
             path = self.path.split("?")[0]
             with mailbox.lock:
                 messages = [{k: v for k, v in m.items() if k not in ("Text", "HTML")} for m in mailbox.messages]
@@ -75,11 +75,11 @@ def api(mailbox: Mailbox):
                                             "messages": messages})
                 if path.startswith("/api/v1/message/"):
                     wanted = path.rsplit("/", 1)[1]
-                    found = mailbox.messages[:1] if wanted == "latest" else [m for m in mailbox.messages if m["ID"] == wanted]
+                    found = [m for m in mailbox.messages if wanted in (m["ID"], "latest")][:1]
                     return self.reply(200, found[0]) if found else self.reply(404, {"error": "message not found"})
             return self.reply(404, {"error": "not found"})
 
-        def do_DELETE(self):  # noqa: N802
+        def do_DELETE(self):
             if self.path.split("?")[0] == "/api/v1/messages":
                 with mailbox.lock:
                     mailbox.messages.clear()

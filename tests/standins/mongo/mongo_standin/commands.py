@@ -122,7 +122,7 @@ class Commands:
     def cmd_createuser(self, session, database, command):
         if "pwd" not in command:
             return error("Must provide a 'pwd' field for all user documents", 2, "BadValue")
-        roles = [role if isinstance(role, dict) else {"role": role, "db": database} for role in command.get("roles", [])]
+        roles = [r if isinstance(r, dict) else {"role": r, "db": database} for r in command.get("roles", [])]
         try:
             self.users.create(database, command["createUser"], command["pwd"], roles)
         except AuthError as exc:
@@ -298,8 +298,8 @@ class Commands:
 
     def cmd_createindexes(self, session, database, command):
         collection = self._collection(database, command)
-        before = len(collection.index_information()) if collection.name in self.client[database].list_collection_names() else 0
-        created_collection = before == 0
+        created_collection = collection.name not in self.client[database].list_collection_names()
+        before = 0 if created_collection else len(collection.index_information())
         for spec in command.get("indexes", []):
             options = {k: v for k, v in spec.items() if k not in ("key", "v", "ns")}
             collection.create_index(list(spec["key"].items()), **options)

@@ -30,7 +30,8 @@ def first_run(dbpath: Path, user: str | None, password: str | None) -> None:
             time.sleep(0.1)
         if user:
             say(f"creating the root user {user!r} in admin")
-            create = "db.getSiblingDB('admin').createUser({user: process.env.ROOT_USER, pwd: process.env.ROOT_PWD, roles: ['root']})"
+            create = ("db.getSiblingDB('admin')"
+                      ".createUser({user: process.env.ROOT_USER, pwd: process.env.ROOT_PWD, roles: ['root']})")
             env = {**os.environ, "ROOT_USER": user, "ROOT_PWD": password}
             subprocess.run([*shell, "--eval", create], env=env, check=True)
             shell += ["-u", user, "-p", password, "--authenticationDatabase", "admin"]
@@ -52,7 +53,7 @@ def first_run(dbpath: Path, user: str | None, password: str | None) -> None:
 def main() -> None:
     args = sys.argv[1:] or ["mongod"]
     if args[0] != "mongod":
-        os.execvp(args[0], args)
+        os.execvp(args[0], args)  # noqa: S606 (an entrypoint runs the command it is given)
     dbpath = Path("/data/db")
     user, password = os.environ.get("MONGO_INITDB_ROOT_USERNAME"), os.environ.get("MONGO_INITDB_ROOT_PASSWORD")
     if bool(user) != bool(password):
@@ -60,7 +61,7 @@ def main() -> None:
     if not storage.initialized(dbpath):
         first_run(dbpath, user, password)
     extra = ["--auth"] if user and "--auth" not in args else []
-    os.execvp("mongod", [*args, "--bind_ip_all", "--dbpath", str(dbpath), *extra])
+    os.execvp("mongod", [*args, "--bind_ip_all", "--dbpath", str(dbpath), *extra])  # noqa: S606
 
 
 if __name__ == "__main__":
