@@ -14,51 +14,23 @@ CI=true it fails).
 
 import json
 import os
-import re
 import shlex
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.compose.engine import compose_command
+from tests.compose.stack import read_env, write_stack_env
 
 ROOT = Path(__file__).resolve().parents[2]
-ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
 # Compose's own settings would change which files, profiles or project it uses.
 COMPOSE_SETTINGS = ("COMPOSE_FILE", "COMPOSE_PROFILES", "COMPOSE_PROJECT_NAME", "COMPOSE_ENV_FILES")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def read_env(path: Path) -> dict:
-    return {m.group(1): m.group(2) for line in path.read_text().splitlines() if (m := ASSIGNMENT.match(line))}
-
-
 @pytest.fixture(scope="session")
 def stack_env_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("compose-env") / ".env"
-    subprocess.run([sys.executable, str(ROOT / "scripts/init-env"), "--output", str(path)], check=True)
-    settings = {
-        "GATEWAY_PORT": str(free_port()),
-        "RABBITMQ_UI_PORT": str(free_port()),
-        "MAILPIT_UI_PORT": str(free_port()),
-        "SMTP_HOST": "mailpit",
-        "SMTP_PORT": "1025",
-        "SMTP_USER": "",
-        "SMTP_PASSWORD": "",
-        "SMTP_STARTTLS": "false",
-    }
-    values = read_env(path)
-    values.update(settings)
-    path.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
-    return path
+    return write_stack_env(tmp_path_factory.mktemp("compose-env") / ".env")
 
 
 @pytest.fixture(scope="session")

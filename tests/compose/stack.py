@@ -1,12 +1,42 @@
 """What the compose and watch suites do to a running stack: make videos, wait for the gateway, count
 a job's MP3s in MongoDB (with the image's own mongosh, as an operator would)."""
 
+import re
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import imageio_ffmpeg
 import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def read_env(path: Path) -> dict:
+    return {m.group(1): m.group(2) for line in path.read_text().splitlines() if (m := ASSIGNMENT.match(line))}
+
+
+def write_stack_env(path: Path) -> Path:
+    """A .env from scripts/init-env with free host ports (a stack already running on 8080, 15672 or 8025
+    does not get in the way) and the notification e-mails sent to Mailpit (profile `mail`)."""
+    subprocess.run([sys.executable, str(ROOT / "scripts/init-env"), "--output", str(path)], check=True,
+                   capture_output=True)
+    values = read_env(path)
+    values.update({
+        "GATEWAY_PORT": str(free_port()), "RABBITMQ_UI_PORT": str(free_port()), "MAILPIT_UI_PORT": str(free_port()),
+        "SMTP_HOST": "mailpit", "SMTP_PORT": "1025", "SMTP_USER": "", "SMTP_PASSWORD": "", "SMTP_STARTTLS": "false",
+    })  # fmt: skip
+    path.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+    return path
 
 
 def video(path: Path, seconds: float, size: str = "320x240", rate: int = 25) -> Path:

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from devstack import standins
 from tests.containers import docker
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(900)]
@@ -58,8 +59,14 @@ def healthcheck(container: str) -> list[str]:
     return ["sh", "-c", test[1]] if test[0] == "CMD-SHELL" else test[1:]
 
 
-def test_the_images_are_labelled_stand_ins_only_when_they_are(docker_services, stack_config):
-    for service in APPS:
-        image = stack_config["services"][service]["image"]
-        labels = docker("image", "inspect", "--format", "{{json .Config.Labels}}", image)
-        assert "mp3converter.standin" not in labels, f"{service}'s image is the project's own, not a stand-in"
+def test_a_stand_in_says_what_it_stands_in_for(docker_services, stack_config):
+    """Where an image is a stand-in (scripts/standins), its label names exactly that image; the four
+    service images built on a stand-in python inherit the label naming their base, never their own name."""
+    for name, service in stack_config["services"].items():
+        labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", service["image"]))
+        stands_in_for = (labels or {}).get("mp3converter.standin")
+        if name in APPS:
+            assert stands_in_for in (None, *standins.wanted_images()), f"{name}: {stands_in_for}"
+            assert stands_in_for != service["image"]
+        else:
+            assert stands_in_for in (None, service["image"]), f"{name}: {stands_in_for}"

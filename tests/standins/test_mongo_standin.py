@@ -15,9 +15,9 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 
 sys.path.insert(0, str(Path(__file__).parent / "mongo"))
 
-from mongo_standin import server, shell  # noqa: E402 (found through the path above)
+from mongo_standin import server, shell
 
-from tests.servers import free_port  # noqa: E402
+from tests.servers import free_port
 
 ROOT_PASSWORD = "root-secret"
 

@@ -1,7 +1,9 @@
 """One video message: fetch the video, convert it, store the MP3, finish the job, announce it.
 
 Idempotent: a redelivered message for a finished job only announces the existing MP3 again, and
-an MP3 left by an attempt that died is removed before the next attempt stores its own.
+an MP3 left by an attempt that died is removed before the next attempt stores its own. MongoDB
+down for longer than a few retries is an outage, not a bad file: the message is handed back and
+the job converted once storage answers again (each attempt counts towards MAX_ATTEMPTS).
 """
 
 import logging
@@ -62,7 +64,8 @@ class Converter:
         except NoFile:
             return self._fail(job_id, "The uploaded video is no longer in storage.")
         except PyMongoError as error:
-            return self._fail(job_id, f"Storage failed while converting: {error.__class__.__name__}.")
+            log.warning("storage unavailable; handing the message back", extra={"job_id": job_id})
+            return Outcome.requeue(f"storage unavailable: {error.__class__.__name__}")
 
     def _convert(self, job: dict, cancel: threading.Event) -> Outcome:
         job_id = str(job["_id"])

@@ -1,0 +1,132 @@
+"""The devcontainer for real, with the Dev Containers CLI (@devcontainers/cli, pinned below, installed
+with npm into .cache/ on first use): `devcontainer up` on a copy of the tree, then commands inside.
+
+Two hosts: the user running the tests (root in CI: the CLI leaves the container user's uid alone), and
+a non-root user whose uid is not 1000, in the docker group, owning its own copy (updateRemoteUserUID
+changes the container user's uid to it)."""
+
+import json
+import os
+import pwd
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.compose.engine import compose_command
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI_VERSION = "0.89.0"
+CLI_PREFIX = ROOT / ".cache" / "devcontainers-cli"
+CLI = CLI_PREFIX / "node_modules" / ".bin" / "devcontainer"
+HOST_USER = "mp3c-devhost"
+HOST_UID = 2345
+
+
+@pytest.fixture(scope="session")
+def devcontainer_cli(container_images) -> Path:
+    installed = CLI_PREFIX / "node_modules" / "@devcontainers" / "cli" / "package.json"
+    if not installed.exists() or json.loads(installed.read_text())["version"] != CLI_VERSION:
+        if shutil.which("npm") is None:
+            pytest.fail("npm is needed to install @devcontainers/cli (Debian: apt-get install npm)")
+        subprocess.run(["npm", "install", "--prefix", str(CLI_PREFIX), "--no-audit", "--no-fund",
+                        f"@devcontainers/cli@{CLI_VERSION}"], check=True, capture_output=True, timeout=600)
+    return CLI
+
+
+def copy_tree(target: Path) -> Path:
+    """The project's files as git sees them (tracked and new, not ignored): no .venv, no .env."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, target / name)
+    return target
+
+
+class Devcontainer:
+    """One checkout and the devcontainer made from it, driven by the CLI as a given host user."""
+
+    def __init__(self, cli: Path, workspace: Path, project: str, user: str | None = None):
+        self.cli, self.workspace, self.project, self.user = cli, workspace, project, user
+        self.compose = shlex.split(compose_command())
+
+    def run(self, *args: str, timeout: float = 1500) -> subprocess.CompletedProcess:
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "COMPOSE_PROJECT_NAME": self.project}
+        for name in ("DOCKER_HOST", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS"):
+            if name in os.environ:
+                env[name] = os.environ[name]
+        command = [str(self.cli), *args, "--workspace-folder", str(self.workspace),
+                   "--docker-compose-path", self.compose[0]]
+        if self.user:
+            home = pwd.getpwnam(self.user).pw_dir
+            command = ["runuser", "-u", self.user, "--", "env", f"HOME={home}", f"USER={self.user}", *command]
+        else:
+            env["HOME"] = os.environ.get("HOME", "/root")
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env,
+                              cwd=self.workspace)
+
+    def up(self) -> dict:
+        result = self.run("up")
+        lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+        outcome = json.loads(lines[-1]) if lines else {}
+        assert result.returncode == 0 and outcome.get("outcome") == "success", (
+            f"devcontainer up failed ({result.returncode}):\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
+        )
+        return outcome
+
+    def exec(self, *command: str, timeout: float = 1500) -> subprocess.CompletedProcess:
+        return self.run("exec", *command, timeout=timeout)
+
+    def down(self) -> None:
+        files = ["-f", str(self.workspace / "compose.yaml"), "-f",
+                 str(self.workspace / ".devcontainer" / "compose.devcontainer.yaml")]
+        subprocess.run([*self.compose, *files, "-p", self.project, "--project-directory", str(self.workspace),
+                        "down", "--volumes", "--remove-orphans", "--timeout", "10"],
+                       capture_output=True, timeout=300, cwd=self.workspace)
+
+
+def host_user() -> str:
+    """A non-root host user with a uid other than 1000, allowed to use Docker."""
+    try:
+        pwd.getpwnam(HOST_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--uid", str(HOST_UID), "--create-home", "--groups", "docker", HOST_USER],
+                       check=True, capture_output=True)
+    subprocess.run(["usermod", "--append", "--groups", "docker", HOST_USER], check=True, capture_output=True)
+    return HOST_USER
+
+
+@pytest.fixture(scope="session")
+def root_host(devcontainer_cli, tmp_path_factory):
+    """The devcontainer made by the user running the tests (root in CI), up."""
+    workspace = copy_tree(tmp_path_factory.mktemp("devcontainer-root") / "mp3converter")
+    container = Devcontainer(devcontainer_cli, workspace, f"mp3converter-dev-test-{os.getpid()}")
+    try:
+        container.outcome = container.up()
+        yield container
+    finally:
+        container.down()
+
+
+@pytest.fixture(scope="session")
+def other_uid_host(devcontainer_cli, root_host):
+    """The devcontainer made by a non-root host user whose uid is not 1000, from a copy it owns, up.
+    (After root_host, so that the two do not build and install at once.)"""
+    if os.geteuid() != 0:
+        pytest.skip("making a second host user needs root")
+    user = host_user()
+    base = Path(pwd.getpwnam(user).pw_dir) / f"devcontainer-test-{os.getpid()}"
+    shutil.rmtree(base, ignore_errors=True)
+    workspace = copy_tree(base / "mp3converter")
+    subprocess.run(["chown", "-R", f"{user}:{user}", str(base)], check=True)
+    container = Devcontainer(devcontainer_cli, workspace, f"mp3converter-dev-test-uid-{os.getpid()}", user=user)
+    try:
+        container.outcome = container.up()
+        yield container
+    finally:
+        container.down()
+        shutil.rmtree(base, ignore_errors=True)

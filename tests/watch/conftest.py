@@ -1,0 +1,83 @@
+"""`docker compose up --watch` on a throwaway copy of the tree, as `scripts/up` runs it: the tests edit
+files in the copy and watch the running stack follow. A project of its own, removed with its volumes."""
+
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.compose.engine import compose_command
+from tests.compose.stack import read_env, wait_ready, write_stack_env
+from tests.servers import Client
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_SETTINGS = ("COMPOSE_FILE", "COMPOSE_PROFILES", "COMPOSE_PROJECT_NAME", "COMPOSE_ENV_FILES")
+
+
+@pytest.fixture(scope="session")
+def tree(tmp_path_factory) -> Path:
+    """The project's files as git sees them (tracked and new, not ignored): no .venv, no .env."""
+    copy = tmp_path_factory.mktemp("watch") / "mp3converter"
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, copy / name)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def watch_env(tree) -> dict:
+    return read_env(write_stack_env(tree / ".env"))
+
+
+@pytest.fixture(scope="session")
+def watch_compose(tree, watch_env, container_images):
+    """Run `docker compose SUBCOMMAND` on the watch project; returns its standard output."""
+    unset = [arg for name in sorted({*watch_env, *COMPOSE_SETTINGS}) for arg in ("-u", name)]
+    prefix = ["env", *unset, *shlex.split(compose_command()), "--project-directory", str(tree),
+              "-p", f"mp3converter-watch-{os.getpid()}"]
+
+    def run(subcommand: str, timeout: float = 600) -> str:
+        result = subprocess.run([*prefix, *shlex.split(subcommand)], capture_output=True, text=True,
+                                timeout=timeout, cwd=tree)
+        assert result.returncode == 0, f"compose {subcommand}: {result.stderr}"
+        return result.stdout
+
+    run.prefix = prefix
+    return run
+
+
+@pytest.fixture(scope="session")
+def watching(tree, watch_env, watch_compose, tmp_path_factory):
+    """The stack under `up --build --watch`, ready; its output in a log file (yields the gateway URL)."""
+    log_path = tmp_path_factory.mktemp("watch-log") / "up.log"
+    with log_path.open("w") as log:
+        up = subprocess.Popen([*watch_compose.prefix, "up", "--build", "--watch"], cwd=tree, stdout=log,
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{watch_env['GATEWAY_PORT']}"
+    try:
+        wait_ready(url, timeout=900)
+        time.sleep(2)  # the watcher starts once the services run
+        yield url
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- compose up --watch:\n{log_path.read_text()[-5000:]}") from None
+    finally:
+        up.terminate()
+        try:
+            up.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            up.kill()
+        watch_compose("down --volumes --remove-orphans --timeout 30")
+
+
+@pytest.fixture(scope="session")
+def watch_client(watching, watch_env) -> Client:
+    client = Client(watching)
+    assert client.login(watch_env["ADMIN_EMAIL"], watch_env["ADMIN_PASSWORD"]).status_code == 200
+    return client
