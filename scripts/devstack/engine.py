@@ -2,9 +2,10 @@
 /var/run/docker.sock), or, when none does, one started here, which only its starter stops.
 
 A started engine keeps Docker's iptables rules (image builds reach the package registries through them)
-and no IPv6 rules; DOCKERD_EXTRA_ARGS adds options (e.g. `--bridge none --iptables=false` for a second
-engine beside a running one). On another socket than the default, its data, state, pid file and log
-live in that socket's folder, so it shares nothing with the machine's engine.
+and no IPv6 rules; DOCKERD_EXTRA_ARGS adds options. On another socket than the default, its data,
+state, pid file and log live in that socket's folder. A second engine beside a running one also needs a
+bridge of its own and no iptables rules (`--bridge <its bridge> --iptables=false`); never `--bridge
+none` there: dockerd then deletes the default bridge, docker0, which the running engine uses.
 
     python -m devstack.engine start|stop|status   (scripts/docker-engine)
 """

@@ -21,11 +21,9 @@ from pathlib import Path
 import pytest
 
 from tests.compose.engine import compose_command
-from tests.compose.stack import read_env, write_stack_env
+from tests.compose.stack import compose_sees_only, read_env, write_stack_env
 
 ROOT = Path(__file__).resolve().parents[2]
-# Compose's own settings would change which files, profiles or project it uses.
-COMPOSE_SETTINGS = ("COMPOSE_FILE", "COMPOSE_PROFILES", "COMPOSE_PROJECT_NAME", "COMPOSE_ENV_FILES")
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +38,8 @@ def stack_env(stack_env_file) -> dict:
 
 @pytest.fixture(scope="session")
 def docker_compose_command(stack_env_file, stack_env) -> str:
-    unset = " ".join(f"-u {name}" for name in sorted({*stack_env, *COMPOSE_SETTINGS}))
-    return f"env {unset} {compose_command()} --env-file {shlex.quote(str(stack_env_file))} --profile mail"
+    unset = shlex.join(compose_sees_only(stack_env))
+    return f"{unset} {compose_command()} --env-file {shlex.quote(str(stack_env_file))} --profile mail"
 
 
 @pytest.fixture(scope="session")

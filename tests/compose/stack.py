@@ -2,6 +2,7 @@
 a job's MP3s in MongoDB (with the image's own mongosh, as an operator would)."""
 
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,6 +14,25 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
+# Compose's own settings would change which files, profiles or project it uses.
+COMPOSE_SETTINGS = ("COMPOSE_FILE", "COMPOSE_PROFILES", "COMPOSE_PROJECT_NAME", "COMPOSE_ENV_FILES")
+
+
+def compose_sees_only(env_values: dict) -> list[str]:
+    """`env -u ...`: compose prefers the environment to the .env file, so every variable the file sets
+    (and compose's own settings) is removed from the compose command's environment."""
+    return ["env", *[arg for name in sorted({*env_values, *COMPOSE_SETTINGS}) for arg in ("-u", name)]]
+
+
+def copy_tree(target: Path) -> Path:
+    """The project's files as git sees them (tracked and new, not ignored): no .venv, no .env."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, target / name)
+    return target
 
 
 def free_port() -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.compose.engine import compose_command
+from tests.compose.stack import copy_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI_VERSION = "0.89.0"
@@ -34,17 +35,6 @@ def devcontainer_cli(container_images) -> Path:
         subprocess.run(["npm", "install", "--prefix", str(CLI_PREFIX), "--no-audit", "--no-fund",
                         f"@devcontainers/cli@{CLI_VERSION}"], check=True, capture_output=True, timeout=600)
     return CLI
-
-
-def copy_tree(target: Path) -> Path:
-    """The project's files as git sees them (tracked and new, not ignored): no .venv, no .env."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        if (ROOT / name).is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, target / name)
-    return target
 
 
 class Devcontainer:

@@ -5,7 +5,7 @@ import threading
 from unittest import mock
 
 import pytest
-from pymongo.errors import AutoReconnect
+from pymongo.errors import AutoReconnect, OperationFailure
 from tenacity import wait_none
 
 from common import storage
@@ -209,3 +209,24 @@ def test_progress_is_reported_while_converting(converter, memory_db, samples):
     assert seen, "no progress reported"
     assert all(0 <= p <= 99 for p in seen)
     assert seen == sorted(seen)
+
+
+def test_a_redelivery_while_mongodb_is_unreachable_is_handed_back_not_dead_lettered(converter, memory_db, samples):
+    """During a MongoDB outage even reading the job fails; that is no reason to give up on the message."""
+    job, message = queue_upload(memory_db, samples["faststart.mp4"])
+    with mock.patch.object(Jobs, "of_message", side_effect=AutoReconnect("mongodb: connection refused")):
+        outcomes = [deliver(converter, message, redelivered=True) for _ in range(3)]
+    assert [o.action for o in outcomes] == [Action.REQUEUE] * 3
+
+    assert deliver(converter, message, redelivered=True).action is Action.ACK
+    assert Jobs(memory_db).get(job["_id"])["status"] == "done"
+
+
+def test_a_storage_error_that_is_not_an_outage_fails_the_job_with_a_reason(converter, memory_db, samples):
+    job, message = queue_upload(memory_db, samples["faststart.mp4"])
+    with mock.patch.object(converter._mp3s, "upload_from_stream", side_effect=OperationFailure("bad document")):
+        outcome = deliver(converter, message)
+    assert outcome.action is Action.REJECT
+    failed = Jobs(memory_db).get(job["_id"])
+    assert failed["status"] == "failed"
+    assert "Storage failed" in failed["error"]

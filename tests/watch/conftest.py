@@ -3,7 +3,6 @@ files in the copy and watch the running stack follow. A project of its own, remo
 
 import os
 import shlex
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -11,24 +10,15 @@ from pathlib import Path
 import pytest
 
 from tests.compose.engine import compose_command
-from tests.compose.stack import read_env, wait_ready, write_stack_env
+from tests.compose.stack import compose_sees_only, copy_tree, read_env, wait_ready, write_stack_env
 from tests.servers import Client
 
 ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_SETTINGS = ("COMPOSE_FILE", "COMPOSE_PROFILES", "COMPOSE_PROJECT_NAME", "COMPOSE_ENV_FILES")
 
 
 @pytest.fixture(scope="session")
 def tree(tmp_path_factory) -> Path:
-    """The project's files as git sees them (tracked and new, not ignored): no .venv, no .env."""
-    copy = tmp_path_factory.mktemp("watch") / "mp3converter"
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        if (ROOT / name).is_file():
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, copy / name)
-    return copy
+    return copy_tree(tmp_path_factory.mktemp("watch") / "mp3converter")
 
 
 @pytest.fixture(scope="session")
@@ -39,8 +29,7 @@ def watch_env(tree) -> dict:
 @pytest.fixture(scope="session")
 def watch_compose(tree, watch_env, container_images):
     """Run `docker compose SUBCOMMAND` on the watch project; returns its standard output."""
-    unset = [arg for name in sorted({*watch_env, *COMPOSE_SETTINGS}) for arg in ("-u", name)]
-    prefix = ["env", *unset, *shlex.split(compose_command()), "--project-directory", str(tree),
+    prefix = [*compose_sees_only(watch_env), *shlex.split(compose_command()), "--project-directory", str(tree),
               "-p", f"mp3converter-watch-{os.getpid()}"]
 
     def run(subcommand: str, timeout: float = 600) -> str:

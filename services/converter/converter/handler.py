@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gridfs.errors import NoFile
 from pymongo.database import Database
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from common import storage
@@ -63,9 +63,11 @@ class Converter:
             return self._fail(job_id, str(error))
         except NoFile:
             return self._fail(job_id, "The uploaded video is no longer in storage.")
-        except PyMongoError as error:
+        except ConnectionFailure as error:
             log.warning("storage unavailable; handing the message back", extra={"job_id": job_id})
             return Outcome.requeue(f"storage unavailable: {error.__class__.__name__}")
+        except PyMongoError as error:
+            return self._fail(job_id, f"Storage failed while converting: {error.__class__.__name__}.")
 
     def _convert(self, job: dict, cancel: threading.Event) -> Outcome:
         job_id = str(job["_id"])
