@@ -133,9 +133,14 @@ def build(image: str, name: str) -> None:
     build_base()
     print(f"building the stand-in for {image} (tests/standins/{name})...", flush=True)
     env = {**os.environ, "DOCKER_BUILDKIT": "0"}  # the engine's own builder, as compose uses without buildx
+    labels = {
+        LABEL: image,
+        RECIPE_LABEL: recipe(name),
+        "org.opencontainers.image.description": f"Stand-in for {image} (tests/standins/{name}): a test double",
+    }
     result = docker(
-        "build", "--quiet", "--build-arg", f"BASE={BASE}", "--build-arg", f"STANDS_IN_FOR={image}",
-        "--build-arg", f"RECIPE={recipe(name)}", "--tag", image, str(RECIPES / name), check=False, env=env,
+        "build", "--quiet", "--build-arg", f"BASE={BASE}", *[f"--label={k}={v}" for k, v in labels.items()],
+        "--tag", image, str(RECIPES / name), check=False, env=env,
     )  # fmt: skip
     if result.returncode != 0:
         raise StandinError(f"building the stand-in for {image} failed:\n{result.stdout}{result.stderr}")

@@ -40,17 +40,17 @@ def devcontainer_cli(container_images) -> Path:
 class Devcontainer:
     """One checkout and the devcontainer made from it, driven by the CLI as a given host user."""
 
-    def __init__(self, cli: Path, workspace: Path, project: str, user: str | None = None):
-        self.cli, self.workspace, self.project, self.user = cli, workspace, project, user
-        self.compose = shlex.split(compose_command())
+    def __init__(self, cli: Path, compose: list[str], workspace: Path, project: str, user: str | None = None):
+        self.cli, self.compose, self.workspace, self.project, self.user = cli, compose, workspace, project, user
 
     def run(self, *args: str, timeout: float = 1500) -> subprocess.CompletedProcess:
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "COMPOSE_PROJECT_NAME": self.project}
         for name in ("DOCKER_HOST", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS"):
             if name in os.environ:
                 env[name] = os.environ[name]
-        command = [str(self.cli), *args, "--workspace-folder", str(self.workspace),
-                   "--docker-compose-path", self.compose[0]]
+        command = [str(self.cli), *args, "--workspace-folder", str(self.workspace)]
+        if self.compose != ["docker", "compose"]:  # the CLI finds the plugin itself; a binary it is told
+            command += ["--docker-compose-path", self.compose[0]]
         if self.user:
             home = pwd.getpwnam(self.user).pw_dir
             command = ["runuser", "-u", self.user, "--", "env", f"HOME={home}", f"USER={self.user}", *command]
@@ -94,7 +94,8 @@ def host_user() -> str:
 def root_host(devcontainer_cli, tmp_path_factory):
     """The devcontainer made by the user running the tests (root in CI), up."""
     workspace = copy_tree(tmp_path_factory.mktemp("devcontainer-root") / "mp3converter")
-    container = Devcontainer(devcontainer_cli, workspace, f"mp3converter-dev-test-{os.getpid()}")
+    compose = shlex.split(compose_command())
+    container = Devcontainer(devcontainer_cli, compose, workspace, f"mp3converter-dev-test-{os.getpid()}")
     try:
         container.outcome = container.up()
         yield container
@@ -112,8 +113,14 @@ def other_uid_host(devcontainer_cli, root_host):
     base = Path(pwd.getpwnam(user).pw_dir) / f"devcontainer-test-{os.getpid()}"
     shutil.rmtree(base, ignore_errors=True)
     workspace = copy_tree(base / "mp3converter")
+    # Its own copies of the CLI and of compose: the tests' checkout may sit where this user cannot read.
+    shutil.copytree(CLI_PREFIX, base / "cli", symlinks=True)
+    compose = shlex.split(compose_command())
+    if compose != ["docker", "compose"]:
+        compose = [str(shutil.copy2(compose[0], base / "docker-compose"))]
     subprocess.run(["chown", "-R", f"{user}:{user}", str(base)], check=True)
-    container = Devcontainer(devcontainer_cli, workspace, f"mp3converter-dev-test-uid-{os.getpid()}", user=user)
+    cli = base / "cli" / "node_modules" / ".bin" / "devcontainer"
+    container = Devcontainer(cli, compose, workspace, f"mp3converter-dev-test-uid-{os.getpid()}", user=user)
     try:
         container.outcome = container.up()
         yield container
