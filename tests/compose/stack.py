@@ -60,14 +60,16 @@ def write_stack_env(path: Path) -> Path:
 
 
 def video(path: Path, seconds: float, size: str = "320x240", rate: int = 25) -> Path:
-    """An MP4 with a test card and a 440 Hz tone; a long one at a tiny size converts for several seconds."""
+    """An MP4 with a test card and a 440 Hz tone; a long one at a tiny size converts for several seconds
+    (its sound is mono at a low bitrate, so that an hour of it is a small file)."""
+    sound = ["-ac", "1", "-b:a", "32k"] if seconds > 60 else []
     subprocess.run(
         [
             imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
             "-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}:duration={seconds}",
             "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}",
             "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-            "-c:a", "aac", "-shortest", "-movflags", "+faststart", str(path),
+            "-c:a", "aac", *sound, "-shortest", "-movflags", "+faststart", str(path),
         ],
         check=True,
         timeout=300,

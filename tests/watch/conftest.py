@@ -2,6 +2,7 @@
 files in the copy and watch the running stack follow. A project of its own, removed with its volumes."""
 
 import os
+import re
 import shlex
 import subprocess
 import time
@@ -43,7 +44,28 @@ def watch_compose(tree, watch_env, container_images):
 
 
 @pytest.fixture(scope="session")
-def watching(tree, watch_env, watch_compose, tmp_path_factory):
+def sync_user():
+    """Docker engines before 28 (moby/moby#34143) look the container's user up in the host's passwd
+    database when compose watch copies files in as that user, and fail without an entry
+    ("getent unable to find entry"). On such a host the images' uid gets a system user of its own."""
+    uid = re.search(r"^USER (\d+)", (ROOT / "services/gateway/Dockerfile").read_text(), re.MULTILINE)[1]
+    if subprocess.run(["getent", "passwd", uid], capture_output=True).returncode == 0:
+        return uid
+    version = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    if int(version.split(".")[0]) >= 28:
+        return uid
+    if os.geteuid() != 0:
+        pytest.skip(f"Docker {version} syncs only into a container whose uid {uid} has a host user; add one")
+    if subprocess.run(["getent", "group", uid], capture_output=True).returncode != 0:
+        subprocess.run(["groupadd", "--system", "--gid", uid, "mp3converter-app"], check=True)
+    subprocess.run(["useradd", "--system", "--uid", uid, "--gid", uid, "--no-create-home", "--shell",
+                    "/usr/sbin/nologin", "mp3converter-app"], check=True)
+    return uid
+
+
+@pytest.fixture(scope="session")
+def watching(tree, watch_env, watch_compose, sync_user, tmp_path_factory):
     """The stack under `up --build --watch`, ready; its output in a log file (yields the gateway URL)."""
     log_path = tmp_path_factory.mktemp("watch-log") / "up.log"
     with log_path.open("w") as log:

@@ -42,7 +42,7 @@ def test_a_converter_change_restarts_it_and_the_job_in_flight_is_picked_up_again
 ):
     converter = container(watch_compose, "converter")
     started_at = inspect(converter, ".State.StartedAt")
-    long_video = video(tmp_path / "long.mp4", 900, size="64x48", rate=1)
+    long_video = video(tmp_path / "long.mp4", 3600, size="64x48", rate=1)
     response = watch_client.upload(long_video)
     assert response.status_code == 202, response.text
     job_id = response.json()["job_id"]

@@ -2,6 +2,7 @@
 
 import logging
 import signal
+import sys
 import threading
 
 from common import logs
@@ -22,8 +23,13 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bool, log_level: str) -> None:
-    """Run a WSGI app under gunicorn, configured from settings rather than a command line."""
+def serve_http(app_factory, *, package: str, port: int, workers: int, threads: int, reload: bool,
+               log_level: str) -> None:
+    """Run a WSGI app under gunicorn, configured from settings rather than a command line.
+
+    With `reload` (DEV_RELOAD), gunicorn starts new workers when a file changes. They are forked from
+    this process, which imported the service's code before the change: each worker forgets the modules
+    of `package` and of common first, and app_factory imports them itself, so the new code is served."""
     from gunicorn.app.base import BaseApplication
 
     class Server(BaseApplication):
@@ -45,6 +51,9 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
                 self.cfg.set(key, value)
 
         def load(self):
+            if reload:
+                for name in [n for n in sys.modules if n.split(".")[0] in (package, "common")]:
+                    del sys.modules[name]
             return app_factory()
 
     logs.configure(log_level)

@@ -1,15 +1,17 @@
 """python -m gateway: the gateway under gunicorn."""
 
-from common import storage
-from common.broker import Publisher
-from common.jobs import Jobs
 from common.service import serve_http
 from common.settings import GatewaySettings, load
-from gateway.app import create_app
-from gateway.auth_client import AuthClient
 
 
 def build(settings: GatewaySettings):
+    # Imported here, in the worker, so that a reload (DEV_RELOAD) serves the code as it is now.
+    from common import storage
+    from common.broker import Publisher
+    from common.jobs import Jobs
+    from gateway.app import create_app
+    from gateway.auth_client import AuthClient
+
     db = storage.connect(settings.mongodb_uri, settings.mongodb_db)
     Jobs(db).ensure_indexes()
     publisher = Publisher(settings.rabbitmq_url, (settings.video_queue, settings.mp3_queue))
@@ -19,8 +21,9 @@ def build(settings: GatewaySettings):
 
 def main() -> None:
     settings = load(GatewaySettings)
-    serve_http(lambda: build(settings), port=settings.gateway_port, workers=settings.http_workers,
-               threads=settings.http_threads, reload=settings.dev_reload, log_level=settings.log_level)
+    serve_http(lambda: build(settings), package="gateway", port=settings.gateway_port,
+               workers=settings.http_workers, threads=settings.http_threads, reload=settings.dev_reload,
+               log_level=settings.log_level)
 
 
 if __name__ == "__main__":
