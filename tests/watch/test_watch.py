@@ -21,6 +21,14 @@ def inspect(container_id: str, field: str) -> str:
     return docker("inspect", "--format", "{{" + field + "}}", container_id).strip()
 
 
+def served(url: str) -> dict:
+    """The answer, or {} while gunicorn swaps its workers."""
+    try:
+        return requests.get(url, timeout=2).json()
+    except (requests.RequestException, ValueError):
+        return {}
+
+
 def test_a_gateway_change_is_live_within_10_s_without_a_rebuild(watching, watch_compose, tree):
     gateway = container(watch_compose, "gateway")
     image = inspect(gateway, ".Image")
@@ -30,9 +38,10 @@ def test_a_gateway_change_is_live_within_10_s_without_a_rebuild(watching, watch_
     health.write_text(source.replace('jsonify(status="ok")', 'jsonify(status="ok", edited="live")'))
     changed = time.monotonic()
 
-    while requests.get(f"{watching}/healthz", timeout=5).json().get("edited") != "live":
+    while served(f"{watching}/healthz").get("edited") != "live":
         assert time.monotonic() - changed < 10, "the change was not served within 10 s"
         time.sleep(0.2)
+    print(f"served {time.monotonic() - changed:.1f} s after the change")
     assert container(watch_compose, "gateway") == gateway, "the container was replaced"
     assert inspect(gateway, ".Image") == image, "the image was rebuilt"
 
