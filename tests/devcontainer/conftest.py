@@ -43,17 +43,20 @@ class Devcontainer:
     def __init__(self, cli: Path, compose: list[str], workspace: Path, project: str, user: str | None = None):
         self.cli, self.compose, self.workspace, self.project, self.user = cli, compose, workspace, project, user
 
-    def run(self, *args: str, timeout: float = 1500) -> subprocess.CompletedProcess:
+    def run(self, subcommand: str, *args: str, timeout: float = 1500) -> subprocess.CompletedProcess:
+        """`devcontainer SUBCOMMAND [options] ARGS...` in the checkout, as the host user."""
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "COMPOSE_PROJECT_NAME": self.project}
         for name in ("DOCKER_HOST", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS"):
             if name in os.environ:
                 env[name] = os.environ[name]
-        command = [str(self.cli), *args, "--workspace-folder", str(self.workspace)]
+        command = [str(self.cli), subcommand, "--workspace-folder", str(self.workspace)]
         if self.compose != ["docker", "compose"]:  # the CLI finds the plugin itself; a binary it is told
             command += ["--docker-compose-path", self.compose[0]]
+        command += args
         if self.user:
             home = pwd.getpwnam(self.user).pw_dir
-            command = ["runuser", "-u", self.user, "--", "env", f"HOME={home}", f"USER={self.user}", *command]
+            runuser = shutil.which("runuser", path="/usr/sbin:/sbin:/usr/bin:/bin")
+            command = [runuser, "-u", self.user, "--", "env", f"HOME={home}", f"USER={self.user}", *command]
         else:
             env["HOME"] = os.environ.get("HOME", "/root")
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env,
