@@ -24,14 +24,18 @@ def compose_sees_only(env_values: dict) -> list[str]:
     return ["env", *[arg for name in sorted({*env_values, *COMPOSE_SETTINGS}) for arg in ("-u", name)]]
 
 
-def copy_tree(target: Path) -> Path:
-    """The project's files as git sees them (tracked and new, not ignored): no .venv, no .env."""
+def copy_tree(target: Path, repository: bool = False) -> Path:
+    """The project's files as git sees them (tracked and new, not ignored): no .venv, no .env; with
+    `repository`, in a git repository of its own, as a checkout is."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                             capture_output=True, check=True).stdout.decode().split("\0")
     for name in filter(None, listed):
         if (ROOT / name).is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, target / name)
+    if repository:
+        subprocess.run(["git", "init", "--quiet"], cwd=target, check=True)
+        subprocess.run(["git", "add", "--all"], cwd=target, check=True)
     return target
 
 

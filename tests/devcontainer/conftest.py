@@ -96,7 +96,7 @@ def host_user() -> str:
 @pytest.fixture(scope="session")
 def root_host(devcontainer_cli, tmp_path_factory):
     """The devcontainer made by the user running the tests (root in CI), up."""
-    workspace = copy_tree(tmp_path_factory.mktemp("devcontainer-root") / "mp3converter")
+    workspace = copy_tree(tmp_path_factory.mktemp("devcontainer-root") / "mp3converter", repository=True)
     compose = shlex.split(compose_command())
     container = Devcontainer(devcontainer_cli, compose, workspace, f"mp3converter-dev-test-{os.getpid()}")
     try:
@@ -115,7 +115,7 @@ def other_uid_host(devcontainer_cli, root_host):
     user = host_user()
     base = Path(pwd.getpwnam(user).pw_dir) / f"devcontainer-test-{os.getpid()}"
     shutil.rmtree(base, ignore_errors=True)
-    workspace = copy_tree(base / "mp3converter")
+    workspace = copy_tree(base / "mp3converter", repository=True)
     # Its own copies of the CLI and of compose: the tests' checkout may sit where this user cannot read.
     shutil.copytree(CLI_PREFIX, base / "cli", symlinks=True)
     compose = shlex.split(compose_command())
