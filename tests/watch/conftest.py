@@ -12,6 +12,7 @@ import pytest
 
 from tests.compose.engine import compose_command
 from tests.compose.stack import compose_sees_only, copy_tree, read_env, wait_ready, write_stack_env
+from tests.containers import unavailable
 from tests.servers import Client
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +57,7 @@ def sync_user():
     if int(version.split(".")[0]) >= 28:
         return uid
     if os.geteuid() != 0:
-        pytest.skip(f"Docker {version} syncs only into a container whose uid {uid} has a host user; add one")
+        unavailable(f"Docker {version} syncs only into a container whose uid {uid} has a host user; add one")
     if subprocess.run(["getent", "group", uid], capture_output=True).returncode != 0:
         subprocess.run(["groupadd", "--system", "--gid", uid, "mp3converter-app"], check=True)
     subprocess.run(["useradd", "--system", "--uid", uid, "--gid", uid, "--no-create-home", "--shell",
