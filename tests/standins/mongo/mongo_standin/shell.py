@@ -34,7 +34,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--authenticationDatabase")
     parser.add_argument("--eval", action="append", default=[])
     parser.add_argument("-f", "--file", action="append", default=[])
-    options = parser.parse_args(argv)
+    options, ignored = parser.parse_known_args(argv)
+    if ignored:  # e.g. --norc, --tls...: nothing this shell would do differently
+        print(f"mongosh stand-in: ignoring {' '.join(ignored)}", file=sys.stderr)
     # `mongosh file.js` alone: the first argument is a script, not a database.
     if options.address.endswith(".js"):
         options.files.insert(0, options.address)
