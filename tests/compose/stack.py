@@ -49,7 +49,7 @@ def read_env(path: Path) -> dict:
     return {m.group(1): m.group(2) for line in path.read_text().splitlines() if (m := ASSIGNMENT.match(line))}
 
 
-def write_stack_env(path: Path) -> Path:
+def write_stack_env(path: Path, **overrides: str) -> Path:
     """A .env from scripts/init-env with free host ports (a stack already running on 8080, 15672 or 8025
     does not get in the way) and the notification e-mails sent to Mailpit (profile `mail`)."""
     subprocess.run([sys.executable, str(ROOT / "scripts/init-env"), "--output", str(path)], check=True,
@@ -58,7 +58,7 @@ def write_stack_env(path: Path) -> Path:
     values.update({
         "GATEWAY_PORT": str(free_port()), "RABBITMQ_UI_PORT": str(free_port()), "MAILPIT_UI_PORT": str(free_port()),
         "SMTP_HOST": "mailpit", "SMTP_PORT": "1025", "SMTP_USER": "", "SMTP_PASSWORD": "", "SMTP_STARTTLS": "false",
-    })  # fmt: skip
+    }, **overrides)  # fmt: skip
     path.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
     return path
 

@@ -25,7 +25,9 @@ def tree(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def watch_env(tree) -> dict:
-    return read_env(write_stack_env(tree / ".env"))
+    # A consumer told to stop may finish its message within SHUTDOWN_GRACE_SECONDS; a short grace makes
+    # the restarted converter hand its message back, which is what the watch test is about.
+    return read_env(write_stack_env(tree / ".env", SHUTDOWN_GRACE_SECONDS="1"))
 
 
 @pytest.fixture(scope="session")

@@ -71,8 +71,9 @@ def test_a_converter_change_restarts_it_and_the_job_in_flight_is_picked_up_again
     job = wait_status(watch_client, job_id, ("done", "failed"), timeout=600)
     assert job["status"] == "done", job
     assert mp3_count(watch_compose, watch_env, job_id) == 1
-    attempts = [line for line in watch_compose("logs --no-color converter").splitlines()
-                if job_id in line and '"converting"' in line]
+    logs = watch_compose("logs --no-color converter").splitlines()
+    assert any('"message handed back"' in line for line in logs), "the converter did not hand its message back"
+    attempts = [line for line in logs if job_id in line and '"converting"' in line]
     assert len(attempts) >= 2, f"the job was not picked up again: {attempts}"
 
 
