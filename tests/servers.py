@@ -69,8 +69,23 @@ class Client:
     def job(self, job_id: str) -> requests.Response:
         return self.http.get(f"{self.base}/jobs/{job_id}", headers=self.headers(), timeout=30)
 
-    def jobs(self) -> requests.Response:
-        return self.http.get(f"{self.base}/jobs", headers=self.headers(), timeout=30)
+    def jobs(self, **params) -> requests.Response:
+        """One page of GET /jobs (limit, cursor)."""
+        return self.http.get(f"{self.base}/jobs", params=params, headers=self.headers(), timeout=30)
+
+    def all_jobs(self) -> list[dict]:
+        """Every job of the caller, newest first, page after page."""
+        jobs, cursor = [], None
+        while True:
+            page = self.jobs(limit=100, **({"cursor": cursor} if cursor else {}))
+            page.raise_for_status()
+            jobs += page.json()["jobs"]
+            cursor = page.json()["next_cursor"]
+            if cursor is None:
+                return jobs
+
+    def delete(self, job_id: str) -> requests.Response:
+        return self.http.delete(f"{self.base}/jobs/{job_id}", headers=self.headers(), timeout=30)
 
     def wait_final(self, job_id: str, timeout: float = 120) -> dict:
         deadline = time.monotonic() + timeout

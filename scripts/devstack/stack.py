@@ -20,6 +20,7 @@ from auth.users import UserStore
 from common import storage
 from common.consumer import consumer
 from common.settings import AuthSettings, ConverterSettings, GatewaySettings, NotificationSettings, load
+from converter.cleanup import Cleanup
 from converter.handler import Converter
 from devstack.database import prepare
 from gateway.__main__ import build as build_gateway
@@ -95,6 +96,10 @@ def start(*, auth_port: int | None = None, gateway_port: int | None = None, conv
         thread = threading.Thread(target=worker.run, args=(stop,), name=f"{worker.queue}-{index}", daemon=True)
         thread.start()
         threads.append(thread)
+    # One cleanup per process, as each converter container has.
+    cleanup = threading.Thread(target=Cleanup(converter_settings, db).run, args=(stop,), name="cleanup", daemon=True)
+    cleanup.start()
+    threads.append(cleanup)
     return Stack(gateway_url=f"http://127.0.0.1:{gateway_server.server_port}", auth_url=auth_url,
                  _stop=stop, _servers=[auth_server, gateway_server], _threads=threads)
 

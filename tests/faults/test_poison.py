@@ -43,13 +43,15 @@ def test_poison_messages_are_dead_lettered_and_the_next_job_still_converts(fault
     poison = {
         "malformed JSON": b"{not json",
         "not an object": b"[1, 2, 3]",
-        "unknown job": encode({"job_id": "6b0a7a79263e08cfdd383f3c", "video_fid": "x"}),
+        "job_id not an id": encode({"job_id": "../../etc", "video_fid": "x"}),
         "missing video": message_for(missing_video),
         "not a video": message_for(not_a_video),
         "truncated video": message_for(truncated),
     }
     for body in poison.values():
         publish_raw(fault_env, body)
+    # A job deleted before its turn is no poison: acked quietly, neither dead-lettered nor retried.
+    publish_raw(fault_env, encode({"job_id": "6b0a7a79263e08cfdd383f3c", "video_fid": "x"}))
     client = fault_stack.client
 
     with InProcessConverter(fault_env):

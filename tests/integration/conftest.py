@@ -8,7 +8,8 @@ from tests.servers import ADMIN, Client, stack_environment
 
 @pytest.fixture(scope="session")
 def stack_env(servers, tmp_path_factory):
-    return stack_environment(servers, tmp_path_factory, "it", MAX_UPLOAD_MB="8")
+    # The converter's cleanup sweeps every second, so that retention can be watched at work.
+    return stack_environment(servers, tmp_path_factory, "it", MAX_UPLOAD_MB="8", CLEANUP_INTERVAL_SECONDS="1")
 
 
 @pytest.fixture(scope="session")

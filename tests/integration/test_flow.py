@@ -3,11 +3,12 @@
 import os
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from common.jobs import Jobs
-from common.storage import connect
+from common.storage import connect, object_id
 from devstack.media import audio_seconds
 from tests.servers import ADMIN, ROOT, Client, queue_depth
 
@@ -66,10 +67,10 @@ def test_videos_that_cannot_convert_fail_with_a_reason_and_are_dead_lettered(sta
     ("empty.mp4", 400, "empty_file"),
 ])
 def test_bad_uploads_are_refused_and_nothing_is_stored(admin, samples, name, status, error):
-    before = len(admin.jobs().json()["jobs"])
+    before = len(admin.all_jobs())
     response = admin.upload(samples[name])
     assert (response.status_code, response.json()["error"]) == (status, error)
-    assert len(admin.jobs().json()["jobs"]) == before
+    assert len(admin.all_jobs()) == before
 
 
 def test_an_upload_over_the_limit_is_413(admin, tmp_path):
@@ -106,7 +107,7 @@ def test_users_see_and_download_only_their_own_jobs(admin, bob, samples):
 
     assert bob.job(job["job_id"]).status_code == 404
     assert bob.download(job["mp3_fid"]).status_code == 404
-    assert job["job_id"] not in [j["job_id"] for j in bob.jobs().json()["jobs"]]
+    assert job["job_id"] not in [j["job_id"] for j in bob.all_jobs()]
     assert admin.jobs().json()["jobs"][0]["job_id"] == job["job_id"]  # newest first
 
 
@@ -154,3 +155,53 @@ def test_readyz_reports_every_dependency(stack):
     assert ready.json()["checks"] == dict.fromkeys(
         ["auth", "mongodb", "rabbitmq", "converter", "notification"], "ok")
 
+
+
+def storage_counts(stack_env) -> dict[str, int]:
+    db = connect(stack_env["MONGODB_URI"], stack_env["MONGODB_DB"])
+    return {name: db[name].count_documents({}) for name in ("jobs", "videos.files", "mp3s.files", "mp3s.chunks")}
+
+
+def test_pages_of_jobs_walk_every_job_once(admin, samples):
+    uploaded = [admin.upload(samples["faststart.mp4"]).json()["job_id"] for _ in range(5)]
+    first = admin.jobs(limit=2).json()
+    second = admin.jobs(limit=2, cursor=first["next_cursor"]).json()
+    newest = [job["job_id"] for job in first["jobs"] + second["jobs"]]
+    assert newest == uploaded[::-1][:4]
+    assert admin.jobs(limit=0).status_code == 400
+    assert admin.jobs(cursor="nope").json()["error"] == "bad_page"
+    everything = [job["job_id"] for job in admin.all_jobs()]
+    assert len(everything) == len(set(everything)) and everything[:5] == uploaded[::-1]
+
+
+def test_a_deleted_job_is_gone_with_its_files(stack_env, admin, samples):
+    job = admin.wait_final(admin.upload(samples["video.mkv"]).json()["job_id"])
+    assert job["status"] == "done"
+    before = storage_counts(stack_env)
+
+    assert admin.delete(job["job_id"]).status_code == 204
+
+    after = storage_counts(stack_env)
+    assert (before["jobs"] - after["jobs"], before["mp3s.files"] - after["mp3s.files"]) == (1, 1)
+    assert before["mp3s.chunks"] > after["mp3s.chunks"]
+    assert admin.job(job["job_id"]).status_code == 404
+    assert admin.download(job["mp3_fid"]).status_code == 404
+    assert admin.delete(job["job_id"]).status_code == 404
+
+
+def test_the_video_goes_once_converted_and_the_mp3_after_retention_days(stack_env, admin, samples):
+    db = connect(stack_env["MONGODB_URI"], stack_env["MONGODB_DB"])
+    job = admin.wait_final(admin.upload(samples["video.mov"]).json()["job_id"])
+    video_fid = db["jobs"].find_one({"_id": object_id(job["job_id"])})["video_fid"]
+    assert db["videos.files"].count_documents({"_id": video_fid}) == 0, "the converted video was kept"
+    assert admin.download(job["mp3_fid"]).status_code == 200
+
+    # Eight days pass for this job: the converter's next sweep (every second here) removes it.
+    db["jobs"].update_one({"_id": object_id(job["job_id"])},
+                          {"$set": {"updated_at": datetime.now(UTC) - timedelta(days=8)}})
+    deadline = time.monotonic() + 15
+    while admin.job(job["job_id"]).status_code != 404 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert admin.job(job["job_id"]).status_code == 404
+    assert admin.download(job["mp3_fid"]).status_code == 404
+    assert db["mp3s.files"].count_documents({"_id": object_id(job["mp3_fid"])}) == 0

@@ -12,9 +12,11 @@ from common import storage
 from common.broker import Action
 from common.consumer import Delivery, outcome_of
 from common.jobs import Jobs
+from common.removal import Removal
 from common.settings import ConverterSettings, load
+from converter.ffmpeg import Cancelled, convert
 from converter.handler import Converter
-from devstack.media import audio_seconds
+from devstack.media import audio_seconds, make_video
 
 SETTINGS = dict(rabbitmq_url="amqp://guest:guest@127.0.0.1/", video_queue="video", mp3_queue="mp3", max_attempts=3)
 
@@ -112,9 +114,21 @@ def test_a_malformed_message_is_dead_lettered(converter, body):
     assert "malformed" in outcome.reason
 
 
-def test_a_message_for_an_unknown_job_is_dead_lettered(converter):
-    outcome = deliver(converter, {"job_id": "6b0a7a79263e08cfdd383f3c", "video_fid": "x"})
+def test_a_message_whose_job_id_is_not_an_id_is_dead_lettered(converter):
+    outcome = deliver(converter, {"job_id": "../../etc", "video_fid": "x"})
     assert outcome.action is Action.REJECT
+    assert "malformed" in outcome.reason
+
+
+def test_a_message_for_a_job_that_no_longer_exists_is_acked_and_leaves_no_mp3(converter, memory_db):
+    job_id = "6b0a7a79263e08cfdd383f3c"
+    # An MP3 that an attempt stored just before the job was deleted and the worker died.
+    storage.bucket(memory_db, storage.MP3S).upload_from_stream("late.mp3", b"mp3", metadata={"job_id": job_id})
+
+    outcome = deliver(converter, {"job_id": job_id, "video_fid": "x"}, redelivered=True)
+
+    assert (outcome.action, outcome.publish) == (Action.ACK, ())
+    assert mp3_files(memory_db) == []
 
 
 def test_a_missing_video_fails_the_job(converter, memory_db, samples):
@@ -230,3 +244,133 @@ def test_a_storage_error_that_is_not_an_outage_fails_the_job_with_a_reason(conve
     failed = Jobs(memory_db).get(job["_id"])
     assert failed["status"] == "failed"
     assert "Storage failed" in failed["error"]
+
+
+# ---------------------------------------------------------------- deletion and what is kept
+
+
+def stored_counts(db) -> dict[str, int]:
+    return {name: db[name].count_documents({}) for name in
+            ("jobs", "videos.files", "videos.chunks", "mp3s.files", "mp3s.chunks")}
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory):
+    """Five minutes of sound: ffmpeg reports progress several times before it could finish."""
+    return make_video(tmp_path_factory.mktemp("long") / "long.mp4", 300, size="64x48", rate=1)
+
+
+def test_a_job_deleted_while_converting_stops_ffmpeg_stores_nothing_and_is_acked(converter, memory_db, long_video):
+    job, message = queue_upload(memory_db, long_video)
+    jobs, real_progress = converter._jobs, converter._jobs.set_progress
+    reports = []
+
+    def owner_deletes_at_the_first_report(job_id, percent):
+        if not reports:
+            assert Removal(memory_db).delete_owned(job_id, "alice@example.com")
+        reports.append(percent)
+        return real_progress(job_id, percent)
+
+    ended = []
+
+    def conversion(*args, **kwargs):
+        try:
+            return convert(*args, **kwargs)
+        except Exception as error:
+            ended.append(error)
+            raise
+
+    with mock.patch.object(jobs, "set_progress", side_effect=owner_deletes_at_the_first_report), \
+            mock.patch("converter.handler.convert", side_effect=conversion):
+        outcome = deliver(converter, message)
+
+    assert (outcome.action, outcome.publish) == (Action.ACK, ())
+    assert reports and reports[-1] < 99
+    assert [type(error) for error in ended] == [Cancelled]  # ffmpeg was killed, not waited for
+    assert stored_counts(memory_db) == dict.fromkeys(stored_counts(memory_db), 0)
+    assert Jobs(memory_db).get(job["_id"]) is None
+
+
+def test_a_job_deleted_between_storing_its_mp3_and_finishing_keeps_no_mp3(converter, memory_db, samples):
+    job, message = queue_upload(memory_db, samples["faststart.mp4"])
+    real_store = converter._store
+
+    def store_then_owner_deletes(mp3, job_doc):
+        mp3_fid = real_store(mp3, job_doc)
+        assert Removal(memory_db).delete_owned(job["_id"], "alice@example.com")
+        return mp3_fid
+
+    with mock.patch.object(converter, "_store", side_effect=store_then_owner_deletes):
+        outcome = deliver(converter, message)
+
+    assert (outcome.action, outcome.publish) == (Action.ACK, ())
+    assert stored_counts(memory_db) == dict.fromkeys(stored_counts(memory_db), 0)
+
+
+def test_a_job_deleted_before_its_turn_is_acked_without_converting(converter, memory_db, samples):
+    job, message = queue_upload(memory_db, samples["faststart.mp4"])
+    assert Removal(memory_db).delete_owned(job["_id"], "alice@example.com")
+
+    with mock.patch("converter.handler.convert") as conversion:
+        outcome = deliver(converter, message)
+
+    assert (outcome.action, outcome.publish) == (Action.ACK, ())
+    conversion.assert_not_called()
+    assert stored_counts(memory_db) == dict.fromkeys(stored_counts(memory_db), 0)
+
+
+def test_the_video_goes_once_its_mp3_is_stored(converter, memory_db, samples):
+    job, message = queue_upload(memory_db, samples["faststart.mp4"])
+    before = stored_counts(memory_db)
+
+    assert deliver(converter, message).action is Action.ACK
+
+    after = stored_counts(memory_db)
+    assert before["videos.files"] == 1 and before["videos.chunks"] >= 1
+    assert (after["videos.files"], after["videos.chunks"]) == (0, 0)
+    assert (after["mp3s.files"], after["jobs"]) == (1, 1)
+    assert Jobs(memory_db).get(job["_id"])["status"] == "done"
+
+
+def test_keep_videos_keeps_the_video(memory_db, samples):
+    converter = Converter(load(ConverterSettings, **SETTINGS, keep_videos=True), memory_db)
+    _job, message = queue_upload(memory_db, samples["faststart.mp4"])
+    before = stored_counts(memory_db)
+
+    assert deliver(converter, message).action is Action.ACK
+
+    assert stored_counts(memory_db)["videos.chunks"] == before["videos.chunks"] > 0
+
+
+def test_a_failed_jobs_video_goes_too(converter, memory_db, samples):
+    job, message = queue_upload(memory_db, samples["silent.mp4"])
+
+    assert deliver(converter, message).action is Action.REJECT
+
+    assert Jobs(memory_db).get(job["_id"])["status"] == "failed"
+    counts = stored_counts(memory_db)
+    assert (counts["videos.files"], counts["videos.chunks"], counts["mp3s.files"]) == (0, 0, 0)
+
+
+def test_a_video_left_by_an_attempt_that_died_after_finishing_goes_at_the_redelivery(converter, memory_db, samples):
+    _job, message = queue_upload(memory_db, samples["faststart.mp4"])
+    with mock.patch.object(converter, "_drop_video"):  # the worker dies before removing the video
+        first = deliver(converter, message)
+    assert stored_counts(memory_db)["videos.files"] == 1
+
+    again = deliver(converter, message, redelivered=True)
+
+    assert again.publish == first.publish
+    assert stored_counts(memory_db)["videos.files"] == 0
+
+
+def test_a_failed_jobs_video_left_by_an_attempt_that_died_goes_at_the_redelivery(converter, memory_db, samples):
+    job, message = queue_upload(memory_db, samples["silent.mp4"])
+    with mock.patch.object(converter, "_drop_video"):
+        assert deliver(converter, message).action is Action.REJECT
+    assert stored_counts(memory_db)["videos.files"] == 1
+
+    assert deliver(converter, message, redelivered=True).action is Action.REJECT
+
+    assert stored_counts(memory_db)["videos.files"] == 0
+    assert Jobs(memory_db).get(job["_id"])["status"] == "failed"

@@ -3,69 +3,41 @@
 import io
 import json
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import unquote
 
 import pytest
 import requests
 from bson import ObjectId
 from pymongo.errors import ServerSelectionTimeoutError
-from requests.structures import CaseInsensitiveDict
 from werkzeug.http import parse_options_header
 
+import common.removal
 import common.storage
 from common import storage
 from common.jobs import Jobs
-from common.settings import GatewaySettings, load
-from gateway.app import create_app
-from gateway.auth_client import AuthClient, AuthUnavailable
+from common.settings import ConverterSettings, GatewaySettings, load
+from converter.cleanup import Cleanup
+from gateway.auth_client import AuthClient
 from tests.unit.envfile import assert_json_error
+from tests.unit.gateway_double import (
+    ALICE,
+    ALICE_TOKEN,
+    BOB,
+    BOB_TOKEN,
+    MP3_QUEUE,
+    VIDEO_QUEUE,
+    FakeAuth,
+    auth_answer,
+    gateway_app,
+    gateway_settings,
+)
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
 MIB = 1024 * 1024
-ALICE, BOB = "alice@example.com", "bob@example.com"
-ALICE_TOKEN, BOB_TOKEN = "token-alice", "token-bob"
-VIDEO_QUEUE, MP3_QUEUE = "video-unit", "mp3-unit"
 JOB_FIELDS = {"job_id", "status", "progress", "mp3_fid", "error", "filename", "created_at", "updated_at"}
 MP3_BYTES = b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 40  # not a real MP3: bytes are bytes
-
-
-def auth_answer(status: int, body: bytes, content_type: str, **headers) -> requests.Response:
-    """What AuthClient.login hands back: auth's own response."""
-    response = requests.Response()
-    response.status_code = status
-    response._content = body
-    response.encoding = "utf-8"
-    response.headers = CaseInsensitiveDict({"Content-Type": content_type, **headers})
-    return response
-
-
-class FakeAuth:
-    """AuthClient without auth: knows two tokens; `down = True` makes every call raise AuthUnavailable."""
-
-    def __init__(self):
-        self.down = False
-        self.logins: list[str] = []
-        self.login_answer = auth_answer(200, b"header.payload.signature", "text/plain; charset=utf-8")
-
-    def _reachable(self) -> None:
-        if self.down:
-            raise AuthUnavailable("auth is down (test)")
-
-    def validate(self, token: str) -> dict | None:
-        self._reachable()
-        owner = {ALICE_TOKEN: ALICE, BOB_TOKEN: BOB}.get(token)
-        now = int(time.time())
-        return {"sub": owner, "admin": False, "iat": now, "exp": now + 600} if owner else None
-
-    def login(self, authorization: str) -> requests.Response:
-        self._reachable()
-        self.logins.append(authorization)
-        return self.login_answer
-
-    def ping(self) -> None:
-        self._reachable()
 
 
 @pytest.fixture
@@ -75,14 +47,17 @@ def fake_auth() -> FakeAuth:
 
 @pytest.fixture
 def settings(clean_env) -> GatewaySettings:
-    return load(GatewaySettings, rabbitmq_url="amqp://guest:guest@127.0.0.1:5672/%2F",
-                auth_svc_address="http://127.0.0.1:5000", max_upload_mb=1,
-                video_queue=VIDEO_QUEUE, mp3_queue=MP3_QUEUE)
+    return gateway_settings()
 
 
 @pytest.fixture
-def client(settings, memory_db, fake_publisher, fake_auth):
-    return create_app(settings, db=memory_db, publisher=fake_publisher, auth=fake_auth).test_client()
+def app(settings, memory_db, fake_publisher, fake_auth):
+    return gateway_app(settings, memory_db, fake_publisher, fake_auth)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +198,7 @@ BAD_FORMS = {
     "another-field-plus-file": lambda video: {"file": (io.BytesIO(video), "a.mp4"),
                                               "other": (io.BytesIO(video), "b.mp4")},
     "only-another-field": lambda video: {"video": (io.BytesIO(video), "a.mp4")},
+    "a-text-field-plus-file": lambda video: {"file": (io.BytesIO(video), "a.mp4"), "note": "hello"},
 }
 
 
@@ -344,7 +320,199 @@ def test_a_job_that_is_not_the_callers_is_404_json(client, video, job_id):
     assert_json_error(client.get(f"/jobs/{job_id}", headers=bearer(ALICE_TOKEN)), 404)
 
 
-PROTECTED = [("post", "/upload"), ("get", "/jobs"), ("get", f"/jobs/{ObjectId()}"),
+def add_jobs(db, owner: str, count: int) -> list[str]:
+    """`count` queued jobs of `owner`, straight into storage; their ids, oldest first."""
+    jobs = Jobs(db)
+    return [str(jobs.create(owner, f"clip{n}.mp4", ObjectId())["_id"]) for n in range(count)]
+
+
+def walk(client, limit=None, token=ALICE_TOKEN, between_pages=lambda: None) -> tuple[list[str], int]:
+    """Every job id, page after page: (ids in the order given, number of pages)."""
+    ids, cursor, pages = [], None, 0
+    while True:
+        params = {key: value for key, value in (("limit", limit), ("cursor", cursor)) if value is not None}
+        response = client.get("/jobs", query_string=params, headers=bearer(token))
+        assert response.status_code == 200, response.get_data(as_text=True)
+        body = response.get_json()
+        ids += [job["job_id"] for job in body["jobs"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return ids, pages
+        between_pages()
+
+
+def test_jobs_come_in_pages_of_twenty_by_default(client, memory_db):
+    ids = add_jobs(memory_db, ALICE, 45)
+    first = client.get("/jobs", headers=bearer(ALICE_TOKEN)).get_json()
+    assert len(first["jobs"]) == 20 and first["next_cursor"]
+    assert walk(client) == (ids[::-1], 3)
+
+
+@pytest.mark.parametrize(("count", "limit", "pages"), [(0, 5, 1), (5, 5, 1), (6, 5, 2), (100, 100, 1), (101, 100, 2),
+                                                       (7, 1, 7)])
+def test_every_job_once_newest_first_whatever_the_limit(client, memory_db, count, limit, pages):
+    ids = add_jobs(memory_db, ALICE, count)
+    add_jobs(memory_db, BOB, 3)
+    assert walk(client, limit) == (ids[::-1], pages)
+
+
+def test_jobs_created_meanwhile_neither_repeat_nor_shift_the_pages(client, memory_db):
+    ids = add_jobs(memory_db, ALICE, 12)
+    seen, _pages = walk(client, 5, between_pages=lambda: add_jobs(memory_db, ALICE, 3))
+    assert seen == ids[::-1]
+
+
+def test_jobs_created_in_the_same_millisecond_are_all_listed(client, memory_db):
+    ids = add_jobs(memory_db, ALICE, 9)
+    memory_db["jobs"].update_many({}, {"$set": {"created_at": datetime(2026, 1, 1, tzinfo=UTC)}})
+    seen, pages = walk(client, 2)
+    assert sorted(seen) == sorted(ids) and len(set(seen)) == 9 and pages == 5
+
+
+def test_a_cursor_is_opaque_text_that_ends_on_the_last_page(client, memory_db):
+    add_jobs(memory_db, ALICE, 3)
+    body = client.get("/jobs?limit=2", headers=bearer(ALICE_TOKEN)).get_json()
+    assert isinstance(body["next_cursor"], str) and body["next_cursor"].isascii()
+    last = client.get("/jobs", query_string={"limit": 2, "cursor": body["next_cursor"]},
+                      headers=bearer(ALICE_TOKEN)).get_json()
+    assert (len(last["jobs"]), last["next_cursor"]) == (1, None)
+
+
+def test_a_cursor_from_someone_else_reveals_nothing_of_theirs(client, memory_db):
+    add_jobs(memory_db, BOB, 4)
+    bobs_cursor = client.get("/jobs?limit=1", headers=bearer(BOB_TOKEN)).get_json()["next_cursor"]
+    body = client.get("/jobs", query_string={"cursor": bobs_cursor}, headers=bearer(ALICE_TOKEN)).get_json()
+    assert body == {"jobs": [], "next_cursor": None}
+
+
+def test_any_cursor_of_the_documented_shape_is_a_page_perhaps_empty(client, memory_db):
+    add_jobs(memory_db, ALICE, 2)
+    for cursor in ("0" * 25, "f" * 35, "1" + "0" * 24):
+        response = client.get("/jobs", query_string={"cursor": cursor}, headers=bearer(ALICE_TOKEN))
+        assert response.status_code == 200
+    far_future = "f" * 11 + "f" * 24
+    assert len(job_list(client.get(f"/jobs?cursor={far_future}", headers=bearer(ALICE_TOKEN)).get_json())) == 2
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=-1", "limit=ten", "limit=", "limit=2.5",
+                                   "limit=%EF%BC%95", "cursor=", "cursor=not-a-cursor", "cursor=%00",
+                                   "cursor=MTIz", "cursor=eHh4Lnl5eQ", "cursor=%C3%A9t%C3%A9", "cursor=" + "0" * 24,
+                                   "cursor=" + "F" * 30, "cursor=" + "0" * 36])
+def test_a_bad_limit_or_cursor_is_400_with_a_message(client, memory_db, query):
+    add_jobs(memory_db, ALICE, 2)
+    body = assert_json_error(client.get(f"/jobs?{query}", headers=bearer(ALICE_TOKEN)), 400)
+    assert body["error"] == "bad_page"
+    assert ("limit" if query.startswith("limit") else "cursor") in body["message"]
+
+
+# ---------------------------------------------------------------- DELETE /jobs/<id>
+
+
+def stored_counts(db) -> dict[str, int]:
+    return {name: db[name].count_documents({}) for name in
+            ("jobs", "videos.files", "videos.chunks", "mp3s.files", "mp3s.chunks")}
+
+
+def test_delete_removes_the_job_its_video_and_its_mp3(client, memory_db, video):
+    job_id, mp3_fid = finished_job(client, memory_db, video)
+    other_id, _other_mp3 = finished_job(client, memory_db, video, "keep.mp4")
+    before = stored_counts(memory_db)
+
+    response = client.delete(f"/jobs/{job_id}", headers=bearer(ALICE_TOKEN))
+
+    assert response.status_code == 204
+    assert response.get_data() == b""
+    after = stored_counts(memory_db)
+    assert before["videos.chunks"] > after["videos.chunks"] > 0 and before["mp3s.chunks"] > after["mp3s.chunks"] > 0
+    assert {key: before[key] - after[key] for key in ("jobs", "videos.files", "mp3s.files")} == \
+        {"jobs": 1, "videos.files": 1, "mp3s.files": 1}
+    assert_json_error(client.get(f"/jobs/{job_id}", headers=bearer(ALICE_TOKEN)), 404)
+    assert_json_error(client.get(f"/download?fid={mp3_fid}", headers=bearer(ALICE_TOKEN)), 404)
+    assert [job["job_id"] for job in job_list(client.get("/jobs", headers=bearer(ALICE_TOKEN)).get_json())] == \
+        [other_id]
+    assert_json_error(client.delete(f"/jobs/{job_id}", headers=bearer(ALICE_TOKEN)), 404)
+
+
+def test_delete_of_a_queued_job_removes_its_video(client, memory_db, video):
+    job_id = upload(client, video).get_json()["job_id"]
+    assert client.delete(f"/jobs/{job_id}", headers=bearer(ALICE_TOKEN)).status_code == 204
+    assert stored_counts(memory_db) == dict.fromkeys(stored_counts(memory_db), 0)
+
+
+@pytest.mark.parametrize("job_id", ["other-users", str(ObjectId()), "nope", "..%2Fx", "%00"])
+def test_delete_of_a_job_that_is_not_the_callers_is_404_and_deletes_nothing(client, memory_db, video, job_id):
+    if job_id == "other-users":
+        job_id, _mp3 = finished_job(client, memory_db, video, token=BOB_TOKEN)
+    before = stored_counts(memory_db)
+    assert_json_error(client.delete(f"/jobs/{job_id}", headers=bearer(ALICE_TOKEN)), 404)
+    assert stored_counts(memory_db) == before
+
+
+class Crash(BaseException):
+    """The process dies here: nothing catches it."""
+
+
+REMOVAL_STEPS = ["video", "mp3", "mp3-leftovers", "document"]
+
+
+@pytest.mark.parametrize("step", REMOVAL_STEPS)
+def test_a_crash_in_the_middle_of_a_delete_leaves_nothing_a_user_can_see(client, memory_db, video, monkeypatch, step):
+    job_id, mp3_fid = finished_job(client, memory_db, video)
+    # A leftover MP3 of an attempt that died, so that every step has something to do.
+    storage.bucket(memory_db, storage.MP3S).upload_from_stream("old.mp3", io.BytesIO(b"x"),
+                                                               metadata={"job_id": job_id})
+    crash_at(monkeypatch, memory_db, step)
+
+    with pytest.raises(Crash):
+        client.delete(f"/jobs/{job_id}", headers=bearer(ALICE_TOKEN))
+
+    monkeypatch.undo()
+    assert_json_error(client.get(f"/jobs/{job_id}", headers=bearer(ALICE_TOKEN)), 404)
+    assert_json_error(client.get(f"/download?fid={mp3_fid}", headers=bearer(ALICE_TOKEN)), 404)
+    assert job_list(client.get("/jobs", headers=bearer(ALICE_TOKEN)).get_json()) == []
+    assert_json_error(client.delete(f"/jobs/{job_id}", headers=bearer(ALICE_TOKEN)), 404)
+    # The converter's next cleanup finishes what the crash left.
+    Cleanup(load(ConverterSettings, rabbitmq_url="amqp://x/", retention_days=0), memory_db).sweep()
+    assert stored_counts(memory_db) == dict.fromkeys(stored_counts(memory_db), 0)
+
+
+def crash_at(monkeypatch, db, step: str) -> None:
+    """Make the removal die at `step` of common.removal (the job is hidden by then)."""
+    def crash(*_args, **_kwargs):
+        raise Crash(step)
+
+    if step == "document":
+        monkeypatch.setattr(Jobs, "delete", crash)
+        return
+    calls = {"video": 1, "mp3": 2, "mp3-leftovers": 3}[step]
+    real = storage.delete_file
+    seen = []
+
+    def delete_file(files, file_id):
+        seen.append(file_id)
+        if len(seen) == calls:
+            raise Crash(step)
+        real(files, file_id)
+
+    monkeypatch.setattr(common.removal.storage, "delete_file", delete_file)
+
+
+def test_delete_when_storage_fails_after_hiding_the_job_is_204_and_cleanup_finishes(client, memory_db, video,
+                                                                                    monkeypatch):
+    job_id, _mp3 = finished_job(client, memory_db, video)
+    monkeypatch.setattr(common.removal.storage, "delete_file",
+                        lambda *_args: (_ for _ in ()).throw(ServerSelectionTimeoutError("down")))
+
+    assert client.delete(f"/jobs/{job_id}", headers=bearer(ALICE_TOKEN)).status_code == 204
+
+    monkeypatch.undo()
+    assert_json_error(client.get(f"/jobs/{job_id}", headers=bearer(ALICE_TOKEN)), 404)
+    Cleanup(load(ConverterSettings, rabbitmq_url="amqp://x/"), memory_db).sweep()
+    assert stored_counts(memory_db) == dict.fromkeys(stored_counts(memory_db), 0)
+
+
+PROTECTED = [("post", "/upload"), ("get", "/jobs"), ("get", f"/jobs/{ObjectId()}"), ("delete", f"/jobs/{ObjectId()}"),
              ("get", f"/download?fid={ObjectId()}")]
 
 

@@ -14,6 +14,7 @@ from common import storage
 from common.broker import Action
 from common.consumer import Delivery, outcome_of
 from common.jobs import Jobs
+from common.removal import Removal
 from common.settings import NotificationSettings, load
 from notification.handler import Notifier
 
@@ -115,11 +116,28 @@ def test_smtp_down_still_acks_after_the_log_line(memory_db, caplog, monkeypatch)
     assert any(r.getMessage() == "e-mail not sent" for r in caplog.records)
 
 
-@pytest.mark.parametrize("body", [b"{", b'"job"', b'{"job_id": "nope"}', b'{"job_id": "6b0a7a79263e08cfdd383f3c"}'])
-def test_malformed_or_unknown_messages_are_dead_lettered(memory_db, body):
+@pytest.mark.parametrize("body", [b"{", b'"job"', b'{"job_id": "nope"}', b'{"job_id": 7}'])
+def test_malformed_messages_are_dead_lettered(memory_db, body):
     outcome = outcome_of(Notifier(load(NotificationSettings, **BASE), memory_db), Delivery(body, False),
                          threading.Event())
     assert outcome.action is Action.REJECT
+
+
+@pytest.mark.parametrize("deleted", ["hidden", "document-gone"])
+def test_a_job_deleted_before_its_notification_is_acked_quietly(memory_db, caplog, deleted):
+    job = done_job(memory_db)
+    if deleted == "hidden":
+        assert Removal(memory_db).delete_owned(job["_id"], job["owner"])
+    else:
+        Jobs(memory_db).delete(job["_id"])
+    notifier = Notifier(load(NotificationSettings, **BASE), memory_db)
+
+    with caplog.at_level(logging.INFO):
+        outcome = outcome_of(notifier, message(job), threading.Event())
+
+    assert (outcome.action, outcome.publish) == (Action.ACK, ())
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [r for r in caplog.records if getattr(r, "event", None) == "job_done"]
 
 
 def test_a_job_that_is_not_done_is_not_announced(memory_db):

@@ -163,6 +163,10 @@ MALFORMED = [
     (GatewaySettings, "GATEWAY_PORT", "0"),
     (ConverterSettings, "RABBITMQ_URL", "http://x"),
     (ConverterSettings, "CONVERT_TIMEOUT_SECONDS", "soon"),
+    (ConverterSettings, "KEEP_VIDEOS", "perhaps"),
+    (ConverterSettings, "RETENTION_DAYS", "-1"),
+    (ConverterSettings, "RETENTION_DAYS", "a week"),
+    (ConverterSettings, "CLEANUP_INTERVAL_SECONDS", "0"),
     (NotificationSettings, "SMTP_PORT", "abc"),
     (NotificationSettings, "VIDEO_QUEUE", ""),
 ]

@@ -167,10 +167,12 @@ def outcome_of(handler: Handler, delivery: Delivery, cancel: threading.Event, qu
         return Outcome.requeue(repr(error))
 
 
-def serve(settings_class, queue_of, handler_of) -> None:
+def serve(settings_class, queue_of, handler_of, companions=()) -> None:
     """The main() of a consumer service: settings, logging, storage, then consume until SIGTERM.
 
-    queue_of(settings) names the queue to consume; handler_of(settings, db) makes the handler."""
+    queue_of(settings) names the queue to consume; handler_of(settings, db) makes the handler. Each
+    of `companions`, called as (settings, db), makes a task whose run(stop) works beside the consumer
+    in a thread of its own until SIGTERM."""
     from common import logs, storage
     from common.service import stop_on_signals
     from common.settings import load
@@ -178,7 +180,11 @@ def serve(settings_class, queue_of, handler_of) -> None:
     settings = load(settings_class)
     logs.configure(settings.log_level)
     db = storage.connect(settings.mongodb_uri, settings.mongodb_db)
-    consumer(settings, queue_of(settings), handler_of(settings, db)).run(stop_on_signals())
+    stop = stop_on_signals()
+    for companion in companions:
+        task = companion(settings, db)
+        threading.Thread(target=task.run, args=(stop,), name=type(task).__name__, daemon=True).start()
+    consumer(settings, queue_of(settings), handler_of(settings, db)).run(stop)
 
 
 def consumer(settings, queue: str, handler: Handler) -> Consumer:

@@ -75,6 +75,9 @@ class ConsumerSettings(LoggingSettings, MongoSettings, BrokerSettings):
 
 class ConverterSettings(ConsumerSettings):
     convert_timeout_seconds: PositiveInt = 3600
+    keep_videos: bool = False
+    retention_days: Annotated[int, Field(ge=0)] = 7
+    cleanup_interval_seconds: PositiveInt = 3600
 
 
 class NotificationSettings(ConsumerSettings):

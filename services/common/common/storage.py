@@ -1,10 +1,12 @@
 """MongoDB: the database handle, and the GridFS buckets that hold videos and MP3s."""
 
+import contextlib
 import threading
 
 import gridfs
 from bson import ObjectId
 from bson.errors import InvalidId
+from gridfs.errors import NoFile
 from pymongo import MongoClient
 from pymongo.database import Database
 
@@ -46,6 +48,19 @@ def bucket(db: Database, name: str) -> gridfs.GridFSBucket:
         # mongomock's collections confuse pymongo's client-side timeout lookup.
         files._timeout = None
     return files
+
+
+def delete_file(files: gridfs.GridFSBucket, file_id) -> None:
+    """Delete a stored file, its chunks included; one that is already gone (or None) is fine, as
+    deletions are repeated after a crash and may race."""
+    if file_id is not None:
+        with contextlib.suppress(NoFile):
+            files.delete(file_id)
+
+
+def ensure_indexes(db: Database) -> None:
+    """The MP3s stored for a job are looked up by its id (leftovers of a failed attempt, deletion)."""
+    db[f"{MP3S}.files"].create_index("metadata.job_id")
 
 
 def object_id(text) -> ObjectId | None:

@@ -1,12 +1,13 @@
-"""python -m converter: consume the video queue until SIGTERM."""
+"""python -m converter: consume the video queue, and sweep expired jobs, until SIGTERM."""
 
 from common.consumer import serve
 from common.settings import ConverterSettings
+from converter.cleanup import Cleanup
 from converter.handler import Converter
 
 
 def main() -> None:
-    serve(ConverterSettings, lambda settings: settings.video_queue, Converter)
+    serve(ConverterSettings, lambda settings: settings.video_queue, Converter, companions=(Cleanup,))
 
 
 if __name__ == "__main__":

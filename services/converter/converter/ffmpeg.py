@@ -104,8 +104,8 @@ def _follow_progress(process: subprocess.Popen, stderr, on_progress) -> float:
             if duration is None:
                 stderr.flush()
                 duration = source_duration(Path(stderr.name).read_bytes()) or 0.0
-            if duration:
-                on_progress(min(99, int(100 * out_seconds / duration)))
+            # Reported even when the source declares no duration: the caller may stop the work.
+            on_progress(min(99, int(100 * out_seconds / duration)) if duration else 0)
     return out_seconds
 
 

@@ -4,6 +4,14 @@ Idempotent: a redelivered message for a finished job only announces the existing
 an MP3 left by an attempt that died is removed before the next attempt stores its own. MongoDB
 down for longer than a few retries is an outage, not a bad file: the message is handed back and
 the job converted once storage answers again (each attempt counts towards MAX_ATTEMPTS).
+
+Deletion wins: when the job is deleted (by its owner, or by retention) before or during its
+conversion, ffmpeg is stopped at its next progress report, no MP3 stays stored (one that a
+conversion stored in the race is removed), and the message is acked: nothing is left to do, so it
+is neither handed back nor dead-lettered.
+
+Storage does not grow: unless KEEP_VIDEOS is true, the video is removed once its job is final (the
+MP3 stored and recorded, or the job failed).
 """
 
 import logging
@@ -19,7 +27,8 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 from common import storage
 from common.broker import Outcome
 from common.consumer import Delivery
-from common.jobs import FINAL, Jobs, Status, mp3_name
+from common.jobs import FINAL, JobGone, Jobs, Status, mp3_name
+from common.removal import Removal
 from common.settings import ConverterSettings
 from converter.ffmpeg import Cancelled, ConversionFailed, convert
 
@@ -40,49 +49,58 @@ class Converter:
     def __init__(self, settings: ConverterSettings, db: Database):
         self._settings = settings
         self._jobs = Jobs(db)
+        self._removal = Removal(db)
         self._videos = storage.bucket(db, storage.VIDEOS)
         self._mp3s = storage.bucket(db, storage.MP3S)
-        self._mp3_files = db[f"{storage.MP3S}.files"]
 
     def __call__(self, delivery: Delivery, cancel: threading.Event) -> Outcome:
-        job = self._jobs.of_message(delivery.body)
+        try:
+            job = self._jobs.of_message(delivery.body)
+        except JobGone as gone:
+            return self._forget(gone.job_id)
         job_id = str(job["_id"])
         if job["status"] in FINAL:
-            return self._settled(job)
+            return self._settled(job_id)
         job = self._jobs.start_attempt(job_id)
-        if job is None:  # another worker settled it a moment ago
-            return self._settled(self._jobs.get(job_id))
+        if job is None:  # another worker settled it a moment ago, or it was deleted
+            return self._settled(job_id)
         if job["attempts"] > self._settings.max_attempts:
-            return self._fail(job_id, f"Gave up after {self._settings.max_attempts} attempts.")
+            return self._fail(job, f"Gave up after {self._settings.max_attempts} attempts.")
         log.info("converting", extra={"job_id": job_id, "attempt": job["attempts"]})
         try:
             return self._convert(job, cancel)
         except Cancelled:
-            return Outcome.requeue("stopped before the end")
+            return self._stopped(job_id)
         except ConversionFailed as error:
-            return self._fail(job_id, str(error))
+            return self._fail(job, str(error))
         except NoFile:
-            return self._fail(job_id, "The uploaded video is no longer in storage.")
+            return self._fail(job, "The uploaded video is no longer in storage.")
         except ConnectionFailure as error:
             log.warning("storage unavailable; handing the message back", extra={"job_id": job_id})
             return Outcome.requeue(f"storage unavailable: {error.__class__.__name__}")
         except PyMongoError as error:
-            return self._fail(job_id, f"Storage failed while converting: {error.__class__.__name__}.")
+            return self._fail(job, f"Storage failed while converting: {error.__class__.__name__}.")
 
     def _convert(self, job: dict, cancel: threading.Event) -> Outcome:
         job_id = str(job["_id"])
+
+        def on_progress(percent: int) -> None:
+            if not self._jobs.set_progress(job_id, percent):
+                cancel.set()  # deleted (or settled elsewhere): stop ffmpeg now
+
         with tempfile.TemporaryDirectory(prefix="converter-") as work:
             video, mp3 = Path(work) / "video", Path(work) / "audio.mp3"
             self._fetch(job["video_fid"], video, cancel)
             result = convert(video, mp3, cancel=cancel, timeout=self._settings.convert_timeout_seconds,
-                             on_progress=lambda percent: self._jobs.set_progress(job_id, percent))
+                             on_progress=on_progress)
             self._remove_leftovers(job_id)
             mp3_fid = self._store(mp3, job)
-        if not self._jobs.finish(job_id, mp3_fid):  # another worker settled it first: keep theirs
-            storage_retry(self._mp3s.delete)(mp3_fid)
-            return self._settled(self._jobs.get(job_id))
+        if not self._jobs.finish(job_id, mp3_fid):  # deleted meanwhile, or another worker won: keep theirs
+            storage_retry(storage.delete_file)(self._mp3s, mp3_fid)
+            return self._settled(job_id)
         log.info("converted", extra={"job_id": job_id, "mp3_fid": str(mp3_fid),
                                      "seconds": round(result.mp3_seconds, 2)})
+        self._drop_video(job)
         return Outcome.ack(self._announcement({**job, "mp3_fid": mp3_fid}))
 
     @storage_retry
@@ -103,18 +121,46 @@ class Converter:
     @storage_retry
     def _remove_leftovers(self, job_id: str) -> None:
         """Delete MP3s that an earlier attempt stored but never recorded on the job."""
-        for leftover in self._mp3_files.find({"metadata.job_id": job_id}, {"_id": 1}):
-            self._mp3s.delete(leftover["_id"])
+        self._removal.delete_mp3s(job_id)
 
-    def _settled(self, job: dict) -> Outcome:
-        """A redelivery of a job that is already final: announce its MP3 again, or drop it."""
+    def _drop_video(self, job: dict) -> None:
+        """The job is final: its video has served (unless KEEP_VIDEOS). Retention removes it later
+        with the job if this fails."""
+        if self._settings.keep_videos:
+            return
+        try:
+            storage_retry(storage.delete_file)(self._videos, job["video_fid"])
+        except PyMongoError as error:
+            log.warning("video not removed", extra={"job_id": str(job["_id"]), "error": repr(error)})
+
+    def _settled(self, job_id: str) -> Outcome:
+        """A job that is already final: announce its MP3 again, or drop the message."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            return self._forget(job_id)
+        self._drop_video(job)  # in case the attempt that settled it died before
         if job["status"] == Status.DONE:
             return Outcome.ack(self._announcement(job))
-        return Outcome.reject(f"job {job['_id']} already failed: {job.get('error')}")
+        return Outcome.reject(f"job {job_id} already failed: {job.get('error')}")
 
-    def _fail(self, job_id: str, reason: str) -> Outcome:
+    def _stopped(self, job_id: str) -> Outcome:
+        """ffmpeg or the fetch was stopped: the job was deleted, or this consumer is going away."""
+        if self._jobs.get(job_id) is None:
+            return self._forget(job_id)
+        return Outcome.requeue("stopped before the end")
+
+    def _forget(self, job_id: str) -> Outcome:
+        """The job was deleted: no MP3 of it may stay, and there is nothing more to do."""
+        log.info("job deleted; not converting it", extra={"job_id": job_id})
+        self._remove_leftovers(job_id)
+        return Outcome.ack()
+
+    def _fail(self, job: dict, reason: str) -> Outcome:
+        job_id = str(job["_id"])
+        if not storage_retry(self._jobs.fail)(job_id, reason):  # deleted meanwhile (its video with it), or settled
+            return self._settled(job_id)
         log.warning("conversion failed", extra={"job_id": job_id, "reason": reason})
-        storage_retry(self._jobs.fail)(job_id, reason)
+        self._drop_video(job)
         return Outcome.reject(reason)
 
     def _announcement(self, job: dict) -> tuple[str, dict]:

@@ -14,6 +14,7 @@ def build(settings: GatewaySettings):
 
     db = storage.connect(settings.mongodb_uri, settings.mongodb_db)
     Jobs(db).ensure_indexes()
+    storage.ensure_indexes(db)
     publisher = Publisher(settings.rabbitmq_url, (settings.video_queue, settings.mp3_queue))
     auth = AuthClient(str(settings.auth_svc_address), settings.auth_timeout_seconds)
     return create_app(settings, db=db, publisher=publisher, auth=auth)

@@ -10,7 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from common.broker import Publisher
 from common.http import error_response, install_json_errors
 from common.settings import GatewaySettings
-from gateway.api import download, health, jobs, login, upload
+from gateway.api import download, health, jobs, login, reference, upload
 from gateway.auth_client import AuthClient, AuthUnavailable
 from gateway.context import EXTENSION, Gateway
 from gateway.uploads import MIB
@@ -19,11 +19,11 @@ log = logging.getLogger(__name__)
 
 # Room for the multipart envelope around a file of exactly MAX_UPLOAD_MB.
 MULTIPART_OVERHEAD = 64 * 1024
-ROUTES = (login, upload, jobs, download, health)
+ROUTES = (login, upload, jobs, download, health, reference)
 
 
 def create_app(settings: GatewaySettings, *, db: Database, publisher: Publisher, auth: AuthClient) -> Flask:
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # every route is one of openapi.yaml's
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_mb * MIB + MULTIPART_OVERHEAD
     app.extensions[EXTENSION] = Gateway.build(settings, db, publisher, auth)
     install_json_errors(app)

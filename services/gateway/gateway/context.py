@@ -9,6 +9,7 @@ from pymongo.database import Database
 from common import storage
 from common.broker import Publisher
 from common.jobs import Jobs
+from common.removal import Removal
 from common.settings import GatewaySettings
 from gateway.auth_client import AuthClient
 
@@ -20,6 +21,7 @@ class Gateway:
     settings: GatewaySettings
     db: Database
     jobs: Jobs
+    removal: Removal
     videos: gridfs.GridFSBucket
     mp3s: gridfs.GridFSBucket
     publisher: Publisher
@@ -27,8 +29,9 @@ class Gateway:
 
     @classmethod
     def build(cls, settings: GatewaySettings, db: Database, publisher: Publisher, auth: AuthClient) -> "Gateway":
-        return cls(settings=settings, db=db, jobs=Jobs(db), videos=storage.bucket(db, storage.VIDEOS),
-                   mp3s=storage.bucket(db, storage.MP3S), publisher=publisher, auth=auth)
+        return cls(settings=settings, db=db, jobs=Jobs(db), removal=Removal(db),
+                   videos=storage.bucket(db, storage.VIDEOS), mp3s=storage.bucket(db, storage.MP3S),
+                   publisher=publisher, auth=auth)
 
 
 def gateway() -> Gateway:

@@ -1,4 +1,7 @@
-"""One MP3 message: tell the job's owner, exactly once per job however often it is delivered."""
+"""One MP3 message: tell the job's owner, exactly once per job however often it is delivered.
+
+A job deleted before its message arrives is nobody's business any more: the message is acked quietly.
+"""
 
 import logging
 import smtplib
@@ -8,7 +11,7 @@ from pymongo.database import Database
 
 from common.broker import Outcome
 from common.consumer import Delivery
-from common.jobs import Jobs, Status
+from common.jobs import JobGone, Jobs, Status
 from common.settings import NotificationSettings
 from notification.mail import Mailer
 
@@ -22,13 +25,17 @@ class Notifier:
         self._mailer = mailer or Mailer(settings)
 
     def __call__(self, delivery: Delivery, _cancel: threading.Event) -> Outcome:
-        job = self._jobs.of_message(delivery.body)
+        try:
+            job = self._jobs.of_message(delivery.body)
+        except JobGone as gone:
+            log.info("job deleted; not notifying", extra={"job_id": gone.job_id})
+            return Outcome.ack()
         job_id = str(job["_id"])
         if job["status"] != Status.DONE:
             return Outcome.reject(f"job {job_id} is {job['status']}, not done")
         job = self._jobs.claim_notification(job_id)
         if job is None:
-            return Outcome.ack()  # already notified: a redelivery
+            return Outcome.ack()  # already notified (a redelivery), or deleted a moment ago
         url = f"{self._public_url}/download?fid={job['mp3_fid']}"
         log.info("mp3 ready", extra={"event": "job_done", "job_id": job_id, "owner": job["owner"],
                                      "mp3_fid": str(job["mp3_fid"]), "download_url": url})

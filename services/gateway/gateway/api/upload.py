@@ -24,8 +24,9 @@ def upload():
     gw = gateway()
     max_mb = gw.settings.max_upload_mb
     files = request.files.getlist("file")
-    if len(request.files) != 1 or len(files) != 1:
-        return error_response(400, "one_file_expected", "Send exactly one file, in the multipart field 'file'.")
+    if len(request.files) != 1 or len(files) != 1 or request.form:
+        return error_response(400, "one_file_expected",
+                              "Send exactly one file, in the multipart field 'file', and no other field.")
     upload = files[0]
     head = upload.stream.read(SNIFF_BYTES)
     if not head:
