@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the scripts: makes .venv from nothing, or refreshes it when a requirements file changed.
 # Sets ROOT and PY. Output of pip goes to .venv/install.log so that scripts stay quiet.
 # MP3CONVERTER_VENV puts the venv elsewhere: the devcontainer keeps its own (Linux wheels, its user's)

@@ -6,7 +6,6 @@ The engine is the one that answers at DOCKER_HOST, or one started for the sessio
 with CI=true they fail instead, since CI installs what an engine needs."""
 
 import os
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +36,7 @@ def docker_engine():
 
 
 @pytest.fixture(scope="session")
-def container_images(docker_engine):
+def container_images(compose_available):
     """Every image the stack is built from or runs, present in the engine (stand-ins where needed)."""
     result = subprocess.run([sys.executable, "-m", "devstack.standins"], capture_output=True, text=True,
                             timeout=1800, cwd=ROOT)
@@ -47,9 +46,12 @@ def container_images(docker_engine):
 
 
 @pytest.fixture(scope="session")
-def compose_binary(docker_engine) -> list[str]:
-    """The Compose v2 command, as a list for subprocess."""
-    return shlex.split(compose_command())
+def compose_available(docker_engine) -> str:
+    """The Compose v2 command (for a shell command line); the suites cannot run without one."""
+    try:
+        return compose_command()
+    except RuntimeError as error:
+        unavailable(str(error))
 
 
 def docker(*args: str, timeout: float = 120, check: bool = True) -> str:

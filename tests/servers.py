@@ -114,17 +114,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def run_local(env: dict[str, str], *args) -> subprocess.Popen:
-    """scripts/run-local as a user starts it, without a .env: everything from `env`."""
-    return subprocess.Popen([str(ROOT / "scripts/run-local"), "--env-file", "/nonexistent/.env", *args],
+def run_local(env: dict[str, str], *args, prefix=()) -> subprocess.Popen:
+    """scripts/run-local as a user starts it, without a .env: everything from `env`. `prefix` runs it
+    under another command (a read-only root filesystem, for instance)."""
+    return subprocess.Popen([*prefix, str(ROOT / "scripts/run-local"), "--env-file", "/nonexistent/.env", *args],
                             env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 @contextlib.contextmanager
-def ready_run_local(env: dict[str, str], *args):
+def ready_run_local(env: dict[str, str], *args, prefix=()):
     """scripts/run-local on free ports, once it says it is ready: (process, logged-in admin client)."""
     env = {**env, "GATEWAY_PORT": str(free_port()), "AUTH_PORT": str(free_port())}
-    process = run_local(env, *args)
+    process = run_local(env, *args, prefix=prefix)
     try:
         line = ""
         while not line.startswith("Ready. Gateway: "):

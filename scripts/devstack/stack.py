@@ -88,7 +88,8 @@ def start(*, auth_port: int | None = None, gateway_port: int | None = None, conv
     converter_settings = load(ConverterSettings)
     notification_settings = load(NotificationSettings)
     db = storage.connect(converter_settings.mongodb_uri, converter_settings.mongodb_db)
-    workers = [consumer(converter_settings, converter_settings.video_queue, Converter(converter_settings, db))
+    workers = [consumer(converter_settings, converter_settings.video_queue, Converter(converter_settings, db),
+                        publishes_to=(converter_settings.mp3_queue,))
                for _ in range(converters)]
     notifier = Notifier(notification_settings, db)
     workers.append(consumer(notification_settings, notification_settings.mp3_queue, notifier))

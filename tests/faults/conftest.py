@@ -52,7 +52,8 @@ class InProcessConverter:
             settings = load(ConverterSettings, **overrides)
         self.stop_event = threading.Event()
         db = storage.connect(settings.mongodb_uri, settings.mongodb_db)
-        self.consumer = consumer(settings, settings.video_queue, Converter(settings, db))
+        self.consumer = consumer(settings, settings.video_queue, Converter(settings, db),
+                                 publishes_to=(settings.mp3_queue,))
         self.thread = threading.Thread(target=self.consumer.run, args=(self.stop_event,), daemon=True)
 
     def __enter__(self):
@@ -77,11 +78,12 @@ def wait_until(condition, timeout: float, what: str, interval: float = 0.05):
 
 class TCPProxy:
     """Forwards 127.0.0.1:<port> to a target until cut; cutting drops every connection at once,
-    as a crashed host or a pulled cable would, and refuses new ones."""
+    as a crashed host or a pulled cable would, and refuses new ones. A new proxy on the same `port`
+    is the host coming back."""
 
-    def __init__(self, target_host: str, target_port: int):
+    def __init__(self, target_host: str, target_port: int, port: int = 0):
         self.target = (target_host, target_port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = socket.create_server(("127.0.0.1", port))
         self.port = self.listener.getsockname()[1]
         self.sockets: list[socket.socket] = []
         self.lock = threading.Lock()
@@ -112,6 +114,9 @@ class TCPProxy:
                     end.shutdown(socket.SHUT_RDWR)
 
     def cut(self):
+        # close() alone leaves the socket listening while the accept thread is blocked on it.
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
         with self.lock:
             for sock in self.sockets:

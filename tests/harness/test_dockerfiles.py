@@ -69,44 +69,67 @@ def test_hadolint_finds_nothing(dockerfile):
     assert result.returncode == 0, result.stderr
 
 
+def stages(steps: list) -> dict[str, list]:
+    """{stage name: its instructions}, FROM included."""
+    result, current = {}, None
+    for keyword, args in steps:
+        if keyword == "FROM":
+            current = args.split()[-1] if " AS " in args.upper() else f"stage{len(result)}"
+            result[current] = []
+        result[current].append((keyword, args))
+    return result
+
+
 @pytest.mark.parametrize("name", APP_SERVICES)
 def test_service_image(name):
     steps = instructions(REPO_ROOT / "services" / name / "Dockerfile")
-    keywords = [k for k, _ in steps]
+    by_stage = stages(steps)
 
-    # Pinned slim Python base, the same for every service.
-    froms = [args for k, args in steps if k == "FROM"]
-    assert len(froms) == 1 and PINNED_PYTHON.match(froms[0]), froms
+    # Pinned slim Python base, the same for every service; then the two images built on it: `dev`, and
+    # `runtime`, the last, so the default of a plain `docker build`.
+    assert list(by_stage) == ["base", "dev", "runtime"], list(by_stage)
+    base = by_stage["base"]
+    base_image = base[0][1].split()[0]
+    assert PINNED_PYTHON.match(base_image), base_image
+    assert by_stage["dev"][0] == ("FROM", "base AS dev") and by_stage["runtime"][0] == ("FROM", "base AS runtime")
+    keywords = [k for k, _ in base]
 
-    env = " ".join(args for k, args in steps if k == "ENV")
+    env = " ".join(args for k, args in base if k == "ENV")
     assert "PYTHONPATH=/app" in env
-    assert ("WORKDIR", "/app") in steps
+    assert ("WORKDIR", "/app") in base
 
     # Requirements in their own layer, before the code, keeping their relative layout.
-    copies = [(i, args.split()) for i, (k, args) in enumerate(steps) if k == "COPY"]
+    copies = [(i, args.split()) for i, (k, args) in enumerate(base) if k == "COPY"]
     sources = {words[-2]: (i, words) for i, words in copies}
     common_req = sources["common/requirements.txt"][1][-1]
     own_req = sources[f"{name}/requirements.txt"][1][-1]
     assert Path(own_req).parent.parent == Path(common_req).parent.parent, "the -r ../common/ path must resolve"
     assert Path(own_req).name == "requirements.txt" and Path(own_req).parent.name == name
-    install = next(i for i, (k, args) in enumerate(steps) if k == "RUN" and "pip install" in args)
-    assert f"-r {own_req}" in steps[install][1]
-    assert "--no-cache-dir" in steps[install][1]
+    install = next(i for i, (k, args) in enumerate(base) if k == "RUN" and "pip install" in args)
+    assert f"-r {own_req}" in base[install][1]
+    assert "--no-cache-dir" in base[install][1]
     assert sources["common/requirements.txt"][0] < install and sources[f"{name}/requirements.txt"][0] < install
-    code = [sources["common/common"], sources[f"{name}/{name}"]]
-    assert [words[-1] for _, words in code] == ["/app/common", f"/app/{name}"]
-    assert all(i > install for i, _ in code), "code copied before the dependencies are installed"
+    assert not any(words[-2] in ("common/common", f"{name}/{name}") for _, words in copies), "code in the base"
 
-    # A non-root user, by number, that owns the code (compose watch and Tilt sync into it).
-    users = [args for k, args in steps if k == "USER"]
+    # A non-root user, by number.
+    users = [args for k, args in base if k == "USER"]
     assert users, "no USER"
     uid = users[-1]
     # The uid alone: with `uid:gid` the engine cannot copy files in as that user, and compose watch
     # cannot sync (tests/watch shows it working).
     assert uid.isdigit() and int(uid) != 0, users[-1]
-    for _, words in code:
-        assert any(w.startswith(f"--chown={uid}:") or w == f"--chown={uid}" for w in words), f"{words}: not {uid}'s"
     assert keywords.index("USER") < keywords.index("ENTRYPOINT")
+
+    # The code: owned by that user in `dev` (compose watch and Tilt sync into it as that user), by root in
+    # `runtime` (the service cannot change it). Nothing else differs between the two.
+    for stage, owner in (("dev", uid), ("runtime", None)):
+        code = [args.split() for k, args in by_stage[stage] if k == "COPY"]
+        assert [words[-1] for words in code] == ["/app/common", f"/app/{name}"], stage
+        assert [words[-2] for words in code] == ["common/common", f"{name}/{name}"], stage
+        chowns = {next((w for w in words if w.startswith("--chown=")), None) for words in code}
+        owners = {c.removeprefix("--chown=").split(":")[0] if c else None for c in chowns}
+        assert owners == {owner}, f"{stage}: {chowns}"
+        assert [k for k, _ in by_stage[stage]] == ["FROM", "COPY", "COPY"], stage
 
     # Exec form, so that python is PID 1 and gets SIGTERM itself.
     entrypoints = [args for k, args in steps if k == "ENTRYPOINT"]
@@ -127,6 +150,8 @@ def test_every_service_uses_the_same_base():
         for n in APP_SERVICES
     }
     assert len(bases) == 1, bases
+    devcontainer = next(args for k, args in instructions(REPO_ROOT / ".devcontainer/Dockerfile") if k == "FROM")
+    assert devcontainer == next(iter(bases)).split()[0], "the devcontainer runs the services' Python"
 
 
 def test_converter_gets_ffmpeg_from_its_python_dependencies():

@@ -7,11 +7,13 @@ test can tell where a secret value ends up). No cluster, no network.
 
 import base64
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from devstack import ingress_cert
 from tests.harness.k8s_stack import (
     APP_SERVICES,
     BACKING_SERVICES,
@@ -38,7 +40,14 @@ FLASK_PROBES = {
     "gateway": (8080, "/healthz", "/readyz?scope=gateway"),
 }
 CONSUMERS = ("converter", "notification")
-HEARTBEAT_PROBE = ["python", "-m", "common.healthcheck", "--heartbeat"]
+ALIVE_PROBE = ["python", "-m", "common.healthcheck", "--heartbeat"]
+CONNECTED_PROBE = ["python", "-m", "common.healthcheck", "--connected"]
+TLS_COMPONENT = "manifests/components/ingress-tls"
+# What each component adds, at least.
+COMPONENT_KINDS = {
+    "manifests/components/keda-autoscale": {"ScaledObject", "TriggerAuthentication", "NetworkPolicy"},
+    TLS_COMPONENT: {"Secret", "Ingress"},
+}
 CRD_KINDS = {("keda.sh/v1alpha1", "ScaledObject"), ("keda.sh/v1alpha1", "TriggerAuthentication")}
 
 
@@ -98,17 +107,26 @@ def test_every_kustomization_builds_and_passes_strict_validation(entry, stack_di
         assert "WARN" not in result.stdout + result.stderr, f"{entry}: {result.stdout}{result.stderr}"
 
 
+def with_component(root: Path, component: str) -> Path:
+    """The root kustomization with COMPONENT enabled, as its comments say to do."""
+    text = (root / "kustomization.yaml").read_text()
+    line = f"#   - {component}\n"
+    assert "# components:\n" in text and line in text, f"kustomization.yaml should show how to enable {component}"
+    text = text.replace("# components:\n", "components:\n").replace(line, f"  - {component}\n")
+    (root / "kustomization.yaml").write_text(text)
+    return root
+
+
 @pytest.mark.parametrize("component", COMPONENTS)
 def test_every_component_composes_with_the_root_kustomization(component, stack_dir, tmp_path):
-    """The documented alternative to the overlay: list the component in the root kustomization.yaml."""
-    root = stack_copy(tmp_path / "repo", stack_dir / ".env")
-    text = (root / "kustomization.yaml").read_text()
-    commented = f"# components:\n#   - {component}\n"
-    assert commented in text, f"kustomization.yaml should show how to enable {component} (commented out)"
-    (root / "kustomization.yaml").write_text(text.replace(commented, f"components:\n  - {component}\n"))
+    """The documented way: uncomment the component in the root kustomization.yaml (after what it needs)."""
+    root = with_component(stack_copy(tmp_path / "repo", stack_dir / ".env"), component)
+    if component == TLS_COMPONENT:
+        ingress_cert.main(["--out", str(root / TLS_COMPONENT)])
     objects = build(root)
     kinds = {obj["kind"] for obj in objects}
-    assert {"ScaledObject", "TriggerAuthentication", "Deployment", "StatefulSet"} <= kinds
+    assert {"Deployment", "StatefulSet"} <= kinds
+    assert COMPONENT_KINDS[component] <= kinds, component
     result = validate_strict([obj for obj in objects if is_core(obj)], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -151,8 +169,9 @@ def test_each_app_service_is_a_deployment_and_a_service_running_its_own_image(st
         assert services[name]["spec"]["selector"].items() <= labels.items(), f"Service {name} selects no pod"
         app = container(deployments[name])
         assert app["name"] == name
-        assert app["image"] == name, "Tilt replaces this image with its build; `minikube image build -t NAME`"
-        # Built into the cluster, never pulled: a pull would look for docker.io/library/<name>.
+        # Tilt replaces it with its build; scripts/k8s-images builds it. Qualified, as in compose.
+        assert app["image"] == f"mp3converter/{name}"
+        # Built into the cluster, never pulled: a pull would look for docker.io/mp3converter/<name>.
         assert app["imagePullPolicy"] == "Never"
         # No command: the image's ENTRYPOINT (python -m <name>) runs, and Tilt's restart wrapper can wrap it.
         assert "command" not in app and "args" not in app
@@ -201,17 +220,24 @@ def test_the_secret_is_generated_from_env_with_every_value(stack, env_values):
     assert data == env_values, "the app-env Secret should hold exactly the variables and values of .env"
 
 
+def never_committed(path: Path) -> bool:
+    return subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=REPO_ROOT).returncode == 0
+
+
 def test_no_secret_value_is_committed_or_lands_in_a_configmap(stack, env_values, env_example):
     for path in [REPO_ROOT / "kustomization.yaml", *(REPO_ROOT / "manifests").rglob("*")]:
-        if path.is_file():
+        if path.is_file() and not never_committed(path):
             text = path.read_text()
             for doc in yaml.safe_load_all(text) if path.suffix == ".yaml" else []:
                 if isinstance(doc, dict):
                     assert doc.get("kind") != "Secret", f"{path}: a Secret with literal data"
                     for generator in doc.get("secretGenerator", []):
-                        assert set(generator) <= {"name", "envs", "options", "behavior", "type"}, (
-                            f"{path}: a secretGenerator with literals or files: {generator}"
+                        assert set(generator) <= {"name", "envs", "files", "options", "behavior", "type"}, (
+                            f"{path}: a secretGenerator with literals: {generator}"
                         )
+                        # Files only when git never takes them (the Ingress's local certificate and key).
+                        for name in generator.get("files", []):
+                            assert never_committed(path.parent / name), f"{path}: {name} could be committed"
     secret_values = {env_values[name] for name in env_example.secrets}
     for configmap in named(stack, "ConfigMap").values():
         for value in configmap.get("data", {}).values():
@@ -257,9 +283,12 @@ def test_each_app_container_gets_exactly_its_services_variables(stack, service_v
     assert len(names) == len(set(names)), f"{name}: a variable listed twice"
     wanted = service_variables[name]
     parts = set().union(*url_parts(item).values())
-    # A URL's parts are there only for the URLs the service reads (they are in .env's backing section).
-    assert set(url_parts(item)) <= wanted and parts <= set(env_example.backing), f"{name}: {url_parts(item)}"
-    given = set(names) - parts
+    # A URL's parts are there only for the URLs the service reads (they are in .env's backing section,
+    # or the service's own variables: MONGODB_DB names the database its MongoDB user belongs to).
+    assert set(url_parts(item)) <= wanted and parts - wanted <= set(env_example.backing), f"{name}: {url_parts(item)}"
+    # And they are the service's own user: the administrators' logins reach no app container.
+    assert all(part.startswith(("MONGO_" + name.upper(), "RABBITMQ_" + name.upper())) for part in parts - wanted)
+    given = set(names) - (parts - wanted)
     assert given == wanted, f"{name}: missing {sorted(wanted - given)}, extra {sorted(given - wanted)}"
 
 
@@ -298,16 +327,60 @@ def test_flask_services_have_http_probes_on_their_health_endpoints(stack):
             assert named_ports.get(get["port"], get["port"]) == port, f"{name} {probe} checks another port"
 
 
-def test_consumers_are_probed_on_their_rabbitmq_heartbeat(stack):
+def test_consumers_are_alive_while_their_loop_runs_and_ready_while_connected(stack):
+    """A broker outage makes the consumers unready, never restarts them (tests/faults/test_probes.py shows
+    the heartbeat on real processes)."""
     deployments = named(stack, "Deployment")
     assert (REPO_ROOT / "services/common/common/healthcheck.py").is_file()
     for name in CONSUMERS:
         app = container(deployments[name])
         assert "ports" not in app
-        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-            assert app[probe]["exec"]["command"] == HEARTBEAT_PROBE, f"{name} {probe}"
+        assert app["startupProbe"]["exec"]["command"] == ALIVE_PROBE, name
+        assert app["livenessProbe"]["exec"]["command"] == ALIVE_PROBE, name
+        assert app["readinessProbe"]["exec"]["command"] == CONNECTED_PROBE, name
         # A probe slower than the heartbeat's 60 s window would never fail.
         assert app["livenessProbe"]["periodSeconds"] * app["livenessProbe"]["failureThreshold"] <= 120
+
+
+def probes(item: dict):
+    for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+        if kind in item:
+            yield kind, item[kind]
+
+
+def test_every_probe_states_its_timeout(stack):
+    """Without timeoutSeconds a probe gives up after 1 s, too short for an exec'd Python or mongosh and
+    said nowhere: each probe states its own (compose's health checks too: test_compose.py)."""
+    for obj, item in every_container(stack):
+        for kind, probe in probes(item):
+            assert probe.get("timeoutSeconds", 0) >= 1, f"{obj['metadata']['name']} {kind}: no timeoutSeconds"
+
+
+def test_app_containers_have_a_read_only_root_and_a_writable_tmp(stack):
+    for name, deployment in named(stack, "Deployment").items():
+        item = container(deployment)
+        assert item["securityContext"]["readOnlyRootFilesystem"] is True, name
+        mounts = {mount["mountPath"]: mount["name"] for mount in item["volumeMounts"]}
+        volumes = {volume["name"]: volume for volume in pod_spec(deployment)["volumes"]}
+        assert set(mounts) == {"/tmp"}, name
+        tmp = volumes[mounts["/tmp"]]
+        # On disk, not in memory: an upload or a video being converted can be large. Bounded either by
+        # the container's ephemeral-storage limit or by the volume's own size limit.
+        assert "emptyDir" in tmp and tmp["emptyDir"].get("medium", "") == "", name
+        limited = "ephemeral-storage" in item["resources"].get("limits", {}) or "sizeLimit" in tmp["emptyDir"]
+        assert limited, f"{name}: /tmp could fill the node's disk"
+        heartbeat = {v.get("valueFrom", {}).get("secretKeyRef", {}).get("key") for v in item["env"]}
+        if "HEARTBEAT_FILE" in heartbeat:
+            assert "/tmp" in [mount for mount in mounts], name
+
+
+def test_statefulset_volumes_keep_their_permissions(stack):
+    """fsGroup makes a volume writable; changed recursively at every start it would make RabbitMQ's
+    .erlang.cookie 0460, which Erlang refuses. Only when the volume's root does not match."""
+    for name, statefulset in named(stack, "StatefulSet").items():
+        context = pod_spec(statefulset)["securityContext"]
+        if "fsGroup" in context:
+            assert context.get("fsGroupChangePolicy") == "OnRootMismatch", name
 
 
 def test_backends_are_probed_by_their_own_clients(stack):
@@ -323,6 +396,9 @@ def test_backends_are_probed_by_their_own_clients(stack):
             assert tool in command, f"{name} {probe}: {command}"
     readiness = " ".join(container(named(stack, "StatefulSet")["mysql"])["readinessProbe"]["exec"]["command"])
     assert "--protocol=TCP" in readiness and "users" in readiness, "mysql is ready once init.sql ran, over TCP"
+    # The password in an option file on standard input, as compose.yaml's health check does (both run for
+    # real in tests/integration/test_backend_health.py); MYSQL_PWD is deprecated.
+    assert "--defaults-extra-file=/dev/stdin" in readiness and "MYSQL_PWD" not in readiness
 
 
 def test_every_container_has_probes_resources_and_runs_unprivileged(stack):
@@ -381,9 +457,12 @@ def test_nothing_else_is_exposed_and_rabbitmq_ui_is_not_published(stack, env_exa
     assert backends == {"gateway"}
     rabbitmq_env = container(named(stack, "StatefulSet")["rabbitmq"])["env"]
     rabbitmq = {v["name"]: v["valueFrom"]["secretKeyRef"]["key"] for v in rabbitmq_env}
-    # No guest/guest: the only user is the one from .env, whose password init-env generates.
-    assert rabbitmq == {"RABBITMQ_DEFAULT_USER": "RABBITMQ_USER", "RABBITMQ_DEFAULT_PASS": "RABBITMQ_PASSWORD"}
-    assert "RABBITMQ_PASSWORD" in env_example.secrets
+    # No guest/guest: the users are those of .env (the definitions replace the image's default user), and
+    # init-env generates their passwords.
+    users = {f"RABBITMQ_{who}{part}" for who in ("", "GATEWAY_", "CONVERTER_", "NOTIFICATION_")
+             for part in ("USER", "PASSWORD")}
+    assert rabbitmq == {name: name for name in users | {"VIDEO_QUEUE", "MP3_QUEUE"}}
+    assert {name for name in users if name.endswith("PASSWORD")} <= env_example.secrets
 
 
 def test_auth_and_gateway_run_at_least_two_replicas_with_a_disruption_budget(stack):
@@ -427,6 +506,7 @@ def test_keda_component_scales_the_converter_on_the_video_queue(keda, stack, env
         assert entry["containerName"] == "converter"
         assert converter_env[entry["name"]]["valueFrom"]["secretKeyRef"]["key"] == entry["name"]
         parameters[entry["parameter"]] = entry["name"]
-    assert parameters == {"username": "RABBITMQ_USER", "password": "RABBITMQ_PASSWORD"}
+    # The converter's own user: it may read the video queue's length, and nothing of the others.
+    assert parameters == {"username": "RABBITMQ_CONVERTER_USER", "password": "RABBITMQ_CONVERTER_PASSWORD"}
     for obj in keda:
         assert obj["metadata"]["namespace"] == NAMESPACE

@@ -26,13 +26,13 @@ from tests.harness.k8s_stack import (
 from tests.harness.tilt_stubs import Sync, evaluate_tiltfile
 
 # In Kubernetes the two URLs that carry passwords are assembled from these (listed in .env.example's
-# backing-services section), so the containers of the services that read a URL have its parts as well.
+# backing-services section): the service's own MongoDB and RabbitMQ user. So the containers of the services
+# that read a URL have its parts as well ({S} is the service's name in capitals).
 URL_PARTS = {
-    "MONGODB_URI": {"MONGO_ROOT_USER", "MONGO_ROOT_PASSWORD"},
-    "RABBITMQ_URL": {"RABBITMQ_USER", "RABBITMQ_PASSWORD"},
+    "MONGODB_URI": {"MONGO_{S}_USER", "MONGO_{S}_PASSWORD"},
+    "RABBITMQ_URL": {"RABBITMQ_{S}_USER", "RABBITMQ_{S}_PASSWORD"},
 }
-# compose runs auth and gateway under `--watch` with gunicorn's reload; Tilt restarts the process instead.
-COMPOSE_ONLY_VALUES = {("auth", "DEV_RELOAD"), ("gateway", "DEV_RELOAD")}
+DEV_FILES = ("compose.yaml", "compose.dev.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def relative(path: str, root: Path) -> str:
 def test_the_same_app_services_run_in_both(compose_apps, k8s, tilt):
     assert set(compose_apps) == set(APP_SERVICES)
     assert set(named(k8s, "Deployment")) == set(APP_SERVICES)
-    assert {build_.ref for build_ in tilt.builds} == set(APP_SERVICES)
+    assert {build_.ref for build_ in tilt.builds} == {f"mp3converter/{name}" for name in APP_SERVICES}
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
@@ -96,10 +96,11 @@ def test_the_same_image_from_the_same_dockerfile_and_context(name, compose_apps,
     context = Path(service["build"]["context"])
     dockerfile = context / service["build"]["dockerfile"]
     assert relative(str(context), repo_root) == "services"
-    build_ = tilt.build(name)
+    build_ = tilt.build(f"mp3converter/{name}")
     assert build_.context == relative(str(context), repo_root)
     assert build_.dockerfile == relative(str(dockerfile), repo_root) == f"services/{name}/Dockerfile"
-    assert service["image"] == container(named(k8s, "Deployment")[name])["image"] == build_.ref == name
+    assert service["image"] == container(named(k8s, "Deployment")[name])["image"] == build_.ref
+    assert build_.ref == f"mp3converter/{name}", "qualified: an unqualified name would overwrite anyone's auth:latest"
 
 
 def test_the_same_backing_service_images(compose_model, k8s):
@@ -108,8 +109,9 @@ def test_the_same_backing_service_images(compose_model, k8s):
         assert container(statefulsets[name])["image"] == compose_model["services"][name]["image"], name
 
 
-def url_parts(variables) -> set:
-    return set().union(*(parts for url, parts in URL_PARTS.items() if url in variables))
+def url_parts(name: str, variables) -> set:
+    """The variables a service's URLs are assembled from in Kubernetes."""
+    return {part.format(S=name.upper()) for url, parts in URL_PARTS.items() if url in variables for part in parts}
 
 
 def test_the_services_variables_together_are_the_app_variables_of_env_example(
@@ -121,8 +123,9 @@ def test_the_services_variables_together_are_the_app_variables_of_env_example(
     assert set().union(*service_variables.values()) == set(env_example.app)
     assert set().union(*(compose_apps[name]["environment"] for name in APP_SERVICES)) == set(env_example.app)
     in_k8s = set().union(*(resolved_env(k8s, container(named(k8s, "Deployment")[name])) for name in APP_SERVICES))
-    assert in_k8s == set(env_example.app) | url_parts(env_example.app)
-    assert set(env_example.backing) >= url_parts(URL_PARTS)
+    parts = set().union(*(url_parts(name, service_variables[name]) for name in APP_SERVICES))
+    assert in_k8s == set(env_example.app) | parts
+    assert set(env_example.backing) >= parts
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
@@ -134,13 +137,13 @@ def test_the_same_variables_with_the_same_values(name, compose_apps, k8s, servic
     assert set(compose_env) == own, f"compose.yaml {name}: missing {sorted(own - set(compose_env))}, " + (
         f"extra {sorted(set(compose_env) - own)}"
     )
-    wanted = own | url_parts(own)
+    wanted = own | url_parts(name, own)
     assert not wanted - set(k8s_env), f"add {sorted(wanted - set(k8s_env))} to the env of manifests/base/{name}.yaml"
     assert not set(k8s_env) - wanted, f"manifests/base/{name}.yaml: {name} does not read {set(k8s_env) - wanted}"
     different = {
         variable: (compose_env[variable], k8s_env[variable])
         for variable in own
-        if compose_env[variable] != k8s_env[variable] and (name, variable) not in COMPOSE_ONLY_VALUES
+        if compose_env[variable] != k8s_env[variable]
     }
     assert not different, f"{name}: compose and Kubernetes disagree (compose, k8s): {different}"
 
@@ -168,10 +171,7 @@ def test_both_override_the_same_variables_of_env_and_no_others(
     own = service_variables[name]
     overridden_in_k8s = {variable for variable in own if k8s_env[variable] != compose_env[variable]}
     overridden_in_compose = {
-        variable
-        for variable in own
-        if compose_apps[name]["environment"][variable] != compose_env[variable]
-        and (name, variable) not in COMPOSE_ONLY_VALUES
+        variable for variable in own if compose_apps[name]["environment"][variable] != compose_env[variable]
     }
     assert overridden_in_k8s == overridden_in_compose
     assert overridden_in_k8s == own & {"MYSQL_HOST", "AUTH_SVC_ADDRESS", "MONGODB_URI", "RABBITMQ_URL"}
@@ -179,6 +179,16 @@ def test_both_override_the_same_variables_of_env_and_no_others(
     sources = {variable["name"]: variable for variable in item["env"]}
     for secret in env_example.secrets & set(sources):
         assert "secretKeyRef" in sources[secret].get("valueFrom", {}), f"{name}: {secret} is not read from the Secret"
+
+
+def test_neither_reloads_code_whatever_env_says(make_env, compose_config, tmp_path):
+    """DEV_RELOAD in .env is for scripts/run-local: compose (without watch) and Kubernetes fix it to false."""
+    env_file = make_env({"DEV_RELOAD": "true"})
+    compose = compose_config(env_file=env_file)["services"]
+    objects = build(stack_copy(tmp_path / "repo", env_file))
+    for name in ("auth", "gateway"):
+        k8s_env = resolved_env(objects, container(named(objects, "Deployment")[name]))
+        assert compose[name]["environment"]["DEV_RELOAD"] == k8s_env["DEV_RELOAD"] == "false", name
 
 
 @pytest.mark.parametrize("name", BACKING_SERVICES)
@@ -225,25 +235,31 @@ def test_the_same_start_up_order(compose_apps, tilt):
 
 
 def test_the_same_health_checks(compose_apps, k8s):
+    """Compose's health check is what `up --wait` and depends_on wait for: the HTTP services' liveness
+    (their /readyz depends on others), the consumers' readiness (connected to the broker)."""
     deployments = named(k8s, "Deployment")
     for name, service in compose_apps.items():
         test = service["healthcheck"]["test"]
         assert test[0] == "CMD"
-        liveness = container(deployments[name])["livenessProbe"]
         if "--url" in test:
             url = test[test.index("--url") + 1]
+            liveness = container(deployments[name])["livenessProbe"]
             assert url.endswith(liveness["httpGet"]["path"]), f"{name}: compose checks {url}"
         else:
-            assert liveness["exec"]["command"] == test[1:], name
+            assert container(deployments[name])["readinessProbe"]["exec"]["command"] == test[1:], name
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
-def test_code_is_synced_to_the_same_places(name, compose_apps, tilt, repo_root):
-    watch = compose_apps[name]["develop"]["watch"]
+def test_code_is_synced_to_the_same_places(name, compose_config, compose_env_file, tilt, repo_root):
+    dev = compose_config(env_file=compose_env_file, files=[repo_root / f for f in DEV_FILES])
+    watch = dev["services"][name]["develop"]["watch"]
+    # Both sync into the image's dev stage, whose code belongs to the service's user.
+    assert dev["services"][name]["build"]["target"] == tilt.build(f"mp3converter/{name}").kwargs["target"] == "dev"
     compose_syncs = {
         relative(rule["path"], repo_root): rule["target"] for rule in watch if rule["action"].startswith("sync")
     }
-    tilt_syncs = {step.local_path: step.remote_path for step in tilt.build(name).live_update if isinstance(step, Sync)}
+    steps = tilt.build(f"mp3converter/{name}").live_update
+    tilt_syncs = {step.local_path: step.remote_path for step in steps if isinstance(step, Sync)}
     assert compose_syncs == {path: target for path, target in tilt_syncs.items() if not path.endswith(".txt")}
     # A requirements change: compose rebuilds the image, Tilt reruns pip; both react to the same files.
     compose_rebuilds = {relative(rule["path"], repo_root) for rule in watch if rule["action"] == "rebuild"}

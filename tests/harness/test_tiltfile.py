@@ -37,6 +37,11 @@ def tilt(tilt_root):
     return evaluate_tiltfile(tilt_root)
 
 
+def image(name: str) -> str:
+    """The image of a service, as compose, the manifests and the Tiltfile name it."""
+    return f"mp3converter/{name}"
+
+
 def dockerfile(name: str) -> str:
     return (REPO_ROOT / f"services/{name}/Dockerfile").read_text()
 
@@ -53,16 +58,34 @@ def copy_destination(name: str, source: str) -> str:
 
 @pytest.mark.parametrize("name", APP_SERVICES)
 def test_each_service_is_built_from_its_dockerfile_with_context_services(tilt, name):
-    build_ = tilt.build(name)
+    build_ = tilt.build(image(name))
     assert build_.context == "services"
     assert build_.dockerfile == f"services/{name}/Dockerfile"
     # Only what the image is made of triggers a build: the shared package and the service's own folder.
     assert sorted(build_.only) == sorted(["common", name])
+    # The dev stage: its code belongs to the pods' user, who writes what live update syncs.
+    assert build_.kwargs["target"] == "dev"
+    assert re.search(r"^FROM \S+ AS dev$", dockerfile(name), re.MULTILINE)
+
+
+def test_only_under_tilt_the_app_containers_can_write_their_code(tilt, tilt_root):
+    """The manifests keep the app containers' root filesystem read-only; live update needs it writable,
+    so Tilt deploys the same objects with that one difference, and nothing else changed."""
+    deployed = {name: container(obj) for name, obj in named(tilt.objects, "Deployment").items()}
+    applied = {name: container(obj) for name, obj in named(build(tilt_root), "Deployment").items()}
+    for name in APP_SERVICES:
+        assert applied[name]["securityContext"]["readOnlyRootFilesystem"] is True
+        assert deployed[name]["securityContext"]["readOnlyRootFilesystem"] is False
+        deployed[name]["securityContext"]["readOnlyRootFilesystem"] = True
+        assert deployed[name] == applied[name], name
+    others = [obj for obj in tilt.objects if obj["kind"] != "Deployment"]
+    assert others == [obj for obj in build(tilt_root) if obj["kind"] != "Deployment"]
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
 def test_live_update_syncs_the_code_where_the_image_has_it(tilt, name):
-    syncs = {step.local_path: step.remote_path for step in tilt.build(name).live_update if isinstance(step, Sync)}
+    steps = tilt.build(image(name)).live_update
+    syncs = {step.local_path: step.remote_path for step in steps if isinstance(step, Sync)}
     for package in (f"services/{name}/{name}", "services/common/common"):
         assert (REPO_ROOT / package).is_dir()
         source = package.removeprefix("services/")
@@ -72,7 +95,7 @@ def test_live_update_syncs_the_code_where_the_image_has_it(tilt, name):
 
 @pytest.mark.parametrize("name", APP_SERVICES)
 def test_live_update_reruns_pip_when_a_requirements_file_changes(tilt, name):
-    steps = tilt.build(name).live_update
+    steps = tilt.build(image(name)).live_update
     requirements = ["services/common/requirements.txt", f"services/{name}/requirements.txt"]
     syncs = {step.local_path: step.remote_path for step in steps if isinstance(step, Sync)}
     pips = [step for step in steps if isinstance(step, Run) and "pip install" in step.cmd]
@@ -107,14 +130,15 @@ print("\\n".join(read(sys.argv[-1])))
 
 @pytest.mark.parametrize("changed", ["service", "common"])
 def test_the_pip_step_works_when_tilt_synced_only_one_requirements_file(tilt, tmp_path, changed):
-    """Run the step's shell script on a copy of the image's layout, with pip replaced by a reader of
+    """Run the step's shell script on a copy of the layout's layout, with pip replaced by a reader of
     requirements files: it must see the synced change and the include of the file that did not change."""
     name = "gateway"
-    [pip] = [step for step in tilt.build(name).live_update if isinstance(step, Run) and "pip install" in step.cmd]
-    image, synced = tmp_path / "opt", tmp_path / "synced"
+    steps = tilt.build(image(name)).live_update
+    [pip] = [step for step in steps if isinstance(step, Run) and "pip install" in step.cmd]
+    layout, synced = tmp_path / "opt", tmp_path / "synced"
     for folder in ("common", name):
-        (image / folder).mkdir(parents=True)
-        (image / folder / "requirements.txt").write_text(
+        (layout / folder).mkdir(parents=True)
+        (layout / folder / "requirements.txt").write_text(
             (REPO_ROOT / f"services/{folder}/requirements.txt").read_text()
         )
     folder = name if changed == "service" else "common"
@@ -122,7 +146,7 @@ def test_the_pip_step_works_when_tilt_synced_only_one_requirements_file(tilt, tm
     (synced / folder / "requirements.txt").write_text(
         (REPO_ROOT / f"services/{folder}/requirements.txt").read_text() + "added-by-this-test==1.0\n"
     )
-    script = pip.cmd.replace("/opt/requirements", str(image)).replace("/tmp/requirements", str(synced))
+    script = pip.cmd.replace("/opt/requirements", str(layout)).replace("/tmp/requirements", str(synced))
     reader = tmp_path / "reader.py"
     reader.write_text(RESOLVE_REQUIREMENTS)
     pip_call = r"PYTHONUSERBASE=\S+ pip install [^;]*?-r "
@@ -140,7 +164,7 @@ def test_the_pip_step_works_when_tilt_synced_only_one_requirements_file(tilt, tm
 
 @pytest.mark.parametrize("name", APP_SERVICES)
 def test_every_service_process_restarts_after_a_live_update(tilt, name):
-    build_ = tilt.build(name)
+    build_ = tilt.build(image(name))
     assert build_.restart, f"{name}: built with docker_build_with_restart (the restart_process extension)"
     # restart_container() is for Docker Compose resources only.
     assert not any(isinstance(step, RestartContainer) for step in build_.live_update)
@@ -157,7 +181,7 @@ def test_every_service_process_restarts_after_a_live_update(tilt, name):
 def test_consumers_restart_after_a_sync(tilt):
     """A consumer reads its code once, when it starts: after a sync, its process must start again."""
     for name in CONSUMERS:
-        steps = tilt.build(name).live_update
+        steps = tilt.build(image(name)).live_update
         synced = [i for i, step in enumerate(steps) if isinstance(step, Sync) and step.remote_path == f"/app/{name}"]
         restarts = [i for i, step in enumerate(steps) if isinstance(step, Run) and RESTART_FILE in step.cmd]
         assert synced and restarts == [len(steps) - 1] and synced[0] < restarts[0], name
@@ -175,7 +199,7 @@ def test_the_root_kustomization_is_deployed(tilt, tilt_root):
 
 def test_every_built_image_is_deployed_and_every_app_image_is_built(tilt):
     images = {container(obj)["image"] for obj in named(tilt.objects, "Deployment").values()}
-    assert images == {build_.ref for build_ in tilt.builds} == set(APP_SERVICES)
+    assert images == {build_.ref for build_ in tilt.builds} == {image(name) for name in APP_SERVICES}
 
 
 def test_port_forwards_for_the_gateway_and_rabbitmq_ui(tilt):
@@ -198,7 +222,8 @@ def test_resources_wait_for_their_backends_and_are_labelled(tilt):
         assert tilt.resource(name).labels == ["infra"]
     config = tilt.resource("cluster-config")
     assert config.labels == ["infra"]
-    assert {selector.split(":")[1] for selector in config.objects} == {"namespace", "secret", "configmap"}
+    kinds = {selector.split(":")[1] for selector in config.objects}
+    assert kinds == {"namespace", "secret", "configmap", "networkpolicy"}
 
 
 def test_no_object_is_left_outside_a_resource(tilt):
@@ -210,7 +235,7 @@ def test_keda_option_deploys_the_autoscale_overlay_with_the_converter(tilt_root)
     assert run.kustomized == [".", "manifests/overlays/keda-autoscale"]
     kinds = {obj["kind"] for obj in run.objects}
     assert {"ScaledObject", "TriggerAuthentication"} <= kinds
-    assert len(run.resource("converter").objects) == 2
+    assert len(run.resource("converter").objects) == 3  # and the policy that lets KEDA reach RabbitMQ
     assert run.uncategorized() == []
 
 
@@ -249,8 +274,8 @@ def test_env_is_watched_so_that_init_env_reloads_the_tiltfile(tilt):
     ("original", "typo"),
     [
         ("docker_build_with_restart(\n", "docker_build_with_restrat(\n"),
-        ("k8s_yaml(stack)", "k8s_yml(stack)"),
-        ("stack = kustomize('.')", "stack = kustomise('.')"),
+        ("k8s_yaml(encode_yaml_stream(", "k8s_yml(encode_yaml_stream("),
+        ("stack = decode_yaml_stream(kustomize('.'))", "stack = decode_yaml_stream(kustomise('.'))"),
         ("port_forwards=[port_forward(8080", "port_forward=[port_forward(8080"),
         ("os.path.exists('.env')", "os.path.exist('.env')"),
         ("config.define_bool('keda'", "config.define_boolean('keda'"),
@@ -278,7 +303,7 @@ def test_a_typo_in_the_tiltfile_fails_the_evaluation(tilt_root, tmp_path, origin
          "live_update=[sync('services/auth/auth', 'app/auth')])", "not absolute"),
         ("docker_build('auth', 'services', dockerfile='services/auth/Dockerfile.nope')", "no Dockerfile"),
         ("k8s_yaml(kustomize('.'))\nk8s_resource('authx')", "no workload named"),
-        ("k8s_yaml(kustomize('.'))\nk8s_resource('auth', objects=['gateway'])", "matches 4 objects"),
+        ("k8s_yaml(kustomize('.'))\nk8s_resource('auth', objects=['gateway'])", "matches 5 objects"),
         ("k8s_yaml(kustomize('.'))\nk8s_resource('auth', resource_deps=['sql'])", "unknown 'sql'"),
         ("allow_k8s_contexts(['minikube'])\nprint(f'{1}')", "f-strings"),
     ],

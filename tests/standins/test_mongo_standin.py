@@ -119,6 +119,9 @@ def test_mongosh_runs_the_healthcheck_and_an_initdb_script(mongod, tmp_path, mon
     assert shell.main(["--quiet", "--port", str(mongod), *login, "test", str(script)]) == 0
     assert "created gateway" in capsys.readouterr().out
     assert client(mongod, "gateway", "gw-secret", "mp3converter")["mp3converter"].command("ping")["ok"] == 1
+    # The shell's own helpers do not take a script's top-level names.
+    clash = "const database = 'mp3converter'; function run() { return 1; }; quit(db.getName() === 'test' ? 0 : 3)"
+    assert shell.main(["--quiet", "--port", str(mongod), "--eval", clash]) == 0
     # A failing command is an uncaught error and a non-zero exit, as in mongosh.
     assert shell.main(["--quiet", "--port", str(mongod), "--eval", "db.jobs.findOne()"]) == 1
     assert shell.main(["--quiet", "--port", str(free_port()), "--eval", "quit(0)"]) == 1

@@ -1,5 +1,6 @@
-"""`docker compose up --watch` on a throwaway copy of the tree, as `scripts/up` runs it: the tests edit
-files in the copy and watch the running stack follow. A project of its own, removed with its volumes."""
+"""`docker compose -f compose.yaml -f compose.dev.yaml up --build --watch` on a throwaway copy of the tree,
+as `scripts/up` runs it: the tests edit files in the copy and watch the running stack follow. A project
+of its own, removed with its volumes."""
 
 import os
 import re
@@ -33,8 +34,9 @@ def watch_env(tree) -> dict:
 @pytest.fixture(scope="session")
 def watch_compose(tree, watch_env, container_images):
     """Run `docker compose SUBCOMMAND` on the watch project; returns its standard output."""
-    prefix = [*compose_sees_only(watch_env), *shlex.split(compose_command()), "--project-directory", str(tree),
-              "-p", f"mp3converter-watch-{os.getpid()}"]
+    files = ["-f", str(tree / "compose.yaml"), "-f", str(tree / "compose.dev.yaml")]
+    prefix = [*compose_sees_only(watch_env), *shlex.split(compose_command()), *files,
+              "--project-directory", str(tree), "-p", f"mp3converter-watch-{os.getpid()}"]
 
     def run(subcommand: str, timeout: float = 600) -> str:
         result = subprocess.run([*prefix, *shlex.split(subcommand)], capture_output=True, text=True,

@@ -5,6 +5,9 @@ runs in a worker thread, one message at a time (prefetch 1). A delivery is acked
 handler has stored its result and its follow-up messages are confirmed by the broker; anything
 else hands it back or dead-letters it. When the broker goes away the consumer reconnects with
 backoff; on stop it finishes or hands back the current message within a grace period.
+
+Its heartbeat file (common.healthcheck) stays fresh as long as this loop runs, reconnecting included,
+and says whether it is connected: the probes tell a live consumer from a ready one.
 """
 
 import contextlib
@@ -14,13 +17,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pika
 from pika.exceptions import AMQPError
 from pymongo.errors import ConnectionFailure
 
 from common.broker import Action, Outcome, Reject, connection_parameters, declare_topology, publish
+from common.healthcheck import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ class Consumer:
         self._url = url
         self._queues = tuple(queues)
         self._handler = handler
-        self._heartbeat = Path(heartbeat_file) if heartbeat_file else None
+        self._heartbeat = Heartbeat(heartbeat_file)
         self._grace = shutdown_grace_seconds
         self._work: _Work | None = None
         self.consuming = threading.Event()
@@ -61,6 +64,7 @@ class Consumer:
     def run(self, stop: threading.Event) -> None:
         """Consume until `stop` is set, reconnecting whenever the broker goes away."""
         backoff = 0.5
+        self._heartbeat.beat(connected=False)
         while not stop.is_set():
             started = time.monotonic()
             try:
@@ -70,7 +74,7 @@ class Consumer:
                     backoff = 0.5
                 log.warning("RabbitMQ connection lost; reconnecting",
                             extra={"queue": self.queue, "error": repr(error), "retry_in_s": backoff})
-                stop.wait(backoff)
+                self._wait(stop, backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
         log.info("consumer stopped", extra={"queue": self.queue})
 
@@ -89,7 +93,7 @@ class Consumer:
             stopping_since = None
             while True:
                 connection.process_data_events(time_limit=POLL_SECONDS)
-                self._beat()
+                self._heartbeat.beat(connected=True)
                 if stop.is_set() and stopping_since is None:
                     stopping_since = time.monotonic()
                     channel.basic_cancel(consumer_tag)
@@ -143,9 +147,12 @@ class Consumer:
             work.cancel.set()
             work.thread.join()
 
-    def _beat(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.touch()
+    def _wait(self, stop: threading.Event, seconds: float) -> None:
+        """Back off before reconnecting, the heartbeat still beating: the loop is alive."""
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            self._heartbeat.beat(connected=False)
+            stop.wait(min(left, POLL_SECONDS))
 
 
 def outcome_of(handler: Handler, delivery: Delivery, cancel: threading.Event, queue: str = "") -> Outcome:
@@ -167,12 +174,13 @@ def outcome_of(handler: Handler, delivery: Delivery, cancel: threading.Event, qu
         return Outcome.requeue(repr(error))
 
 
-def serve(settings_class, queue_of, handler_of, companions=()) -> None:
+def serve(settings_class, queue_of, handler_of, publishes_to=lambda settings: (), companions=()) -> None:
     """The main() of a consumer service: settings, logging, storage, then consume until SIGTERM.
 
-    queue_of(settings) names the queue to consume; handler_of(settings, db) makes the handler. Each
-    of `companions`, called as (settings, db), makes a task whose run(stop) works beside the consumer
-    in a thread of its own until SIGTERM."""
+    queue_of(settings) names the queue to consume; handler_of(settings, db) makes the handler;
+    publishes_to(settings) names the queues its handler publishes to. Each of `companions`, called as
+    (settings, db), makes a task whose run(stop) works beside the consumer in a thread of its own until
+    SIGTERM."""
     from common import logs, storage
     from common.service import stop_on_signals
     from common.settings import load
@@ -184,11 +192,13 @@ def serve(settings_class, queue_of, handler_of, companions=()) -> None:
     for companion in companions:
         task = companion(settings, db)
         threading.Thread(target=task.run, args=(stop,), name=type(task).__name__, daemon=True).start()
-    consumer(settings, queue_of(settings), handler_of(settings, db)).run(stop)
+    consumer(settings, queue_of(settings), handler_of(settings, db), publishes_to(settings)).run(stop)
 
 
-def consumer(settings, queue: str, handler: Handler) -> Consumer:
-    """A consumer of `queue` configured from a service's ConsumerSettings."""
-    return Consumer(url=settings.rabbitmq_url, queue=queue, queues=(settings.video_queue, settings.mp3_queue),
+def consumer(settings, queue: str, handler: Handler, publishes_to=()) -> Consumer:
+    """A consumer of `queue` configured from a service's ConsumerSettings. It declares the queues it uses,
+    `queue` and those its handler publishes to, and no others: each service's broker user may touch only
+    its own (init/rabbitmq-definitions.sh)."""
+    return Consumer(url=settings.rabbitmq_url, queue=queue, queues=(queue, *publishes_to),
                     handler=handler, heartbeat_file=settings.heartbeat_file,
                     shutdown_grace_seconds=settings.shutdown_grace_seconds)

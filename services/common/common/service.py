@@ -27,10 +27,12 @@ def serve_http(app_factory, *, package: str, port: int, workers: int, threads: i
                log_level: str) -> None:
     """Run a WSGI app under gunicorn, configured from settings rather than a command line.
 
+    An app that cannot be built stops the whole server at once, with a non-zero exit: see `load`.
     With `reload` (DEV_RELOAD), gunicorn starts new workers when a file changes. They are forked from
     this process, which imported the service's code before the change: each worker forgets the modules
     of `package` and of common first, and app_factory imports them itself, so the new code is served."""
     from gunicorn.app.base import BaseApplication
+    from gunicorn.errors import AppImportError
 
     class Server(BaseApplication):
         def load_config(self):
@@ -46,6 +48,9 @@ def serve_http(app_factory, *, package: str, port: int, workers: int, threads: i
                 "timeout": 300,
                 "graceful_timeout": 20,
                 "worker_tmp_dir": "/dev/shm",
+                # Probes and noise: no control socket (nobody runs gunicornc in a container, and the
+                # image user's home, where it would go, does not exist).
+                "control_socket_disable": True,
             }
             for key, value in options.items():
                 self.cfg.set(key, value)
@@ -54,7 +59,13 @@ def serve_http(app_factory, *, package: str, port: int, workers: int, threads: i
             if reload:
                 for name in [n for n in sys.modules if n.split(".")[0] in (package, "common")]:
                     del sys.modules[name]
-            return app_factory()
+            # Probes: gunicorn halts when a worker fails to boot, except when the worker raises
+            # SystemExit (a bad setting, a missing module): that worker is respawned forever while the
+            # port stays open and /healthz hangs. As an AppImportError the arbiter exits non-zero.
+            try:
+                return app_factory()
+            except SystemExit as error:
+                raise AppImportError(str(error.code)) from None
 
     logs.configure(log_level)
     Server().run()

@@ -7,7 +7,8 @@ from converter.handler import Converter
 
 
 def main() -> None:
-    serve(ConverterSettings, lambda settings: settings.video_queue, Converter, companions=(Cleanup,))
+    serve(ConverterSettings, lambda settings: settings.video_queue, Converter,
+          publishes_to=lambda settings: (settings.mp3_queue,), companions=(Cleanup,))
 
 
 if __name__ == "__main__":

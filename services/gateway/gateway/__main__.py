@@ -15,7 +15,8 @@ def build(settings: GatewaySettings):
     db = storage.connect(settings.mongodb_uri, settings.mongodb_db)
     Jobs(db).ensure_indexes()
     storage.ensure_indexes(db)
-    publisher = Publisher(settings.rabbitmq_url, (settings.video_queue, settings.mp3_queue))
+    # It declares only the queue it publishes to: its broker user may touch no other.
+    publisher = Publisher(settings.rabbitmq_url, (settings.video_queue,))
     auth = AuthClient(str(settings.auth_svc_address), settings.auth_timeout_seconds)
     return create_app(settings, db=db, publisher=publisher, auth=auth)
 

@@ -1,8 +1,9 @@
 // The part of mongosh's API that health checks and /docker-entrypoint-initdb.d scripts use. Every call
 // becomes one database command, run by the Python side (__command) over the wire like any client's.
+// Inside a function: a script's own top-level names (`database`, `run` ...) never clash with these.
+(() => {
 class QuitSignal {}
 function quit(code) { __exit(code === undefined ? 0 : code); throw new QuitSignal(); }
-const exit = quit;
 function print(...values) { __print(values.map((v) => (typeof v === "string" ? v : JSON.stringify(v))).join(" ")); }
 function printjson(value) { __print(JSON.stringify(value, null, 2)); }
 function run(database, command) {
@@ -70,3 +71,6 @@ function database(name) {
     get: (target, property) => (property in target || typeof property === "symbol" ? target[property] : target.getCollection(property)),
   });
 }
+
+Object.assign(globalThis, { quit, exit: quit, print, printjson, __database: database });
+})();

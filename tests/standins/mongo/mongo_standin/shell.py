@@ -69,7 +69,7 @@ class Shell:
         self.context.add_callable("__exit", self.set_exit)
         self.context.eval(PRELUDE)
         self.context.eval(f"const process = {{ env: {json.dumps(dict(os.environ))} }};")
-        self.context.eval(f"var db = database({json.dumps(database)});")
+        self.context.eval(f"var db = __database({json.dumps(database)});")
 
     def command(self, database: str, text: str) -> str:
         command = json_util.loads(text)
