@@ -107,7 +107,9 @@ def state(image: str, name: str) -> str:
         return "absent"
     if LABEL not in found:
         return "real"
-    return "stand-in" if found.get(RECIPE_LABEL) == recipe(name) else "stale stand-in"
+    # A stand-in retagged by hand for another tag still names the old one: made again, it names its own.
+    current = found.get(RECIPE_LABEL) == recipe(name) and found[LABEL] in (image, "debian:bookworm")
+    return "stand-in" if current else "stale stand-in"
 
 
 def build_base() -> None:

@@ -23,12 +23,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_wanted_images_are_read_from_compose_yaml_and_the_dockerfiles():
     services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
     pulled = {s["image"] for s in services.values() if "build" not in s}
-    bases = {
-        line.split()[1]
-        for path in [*ROOT.glob("services/*/Dockerfile"), ROOT / ".devcontainer/Dockerfile"]
-        for line in path.read_text().splitlines()
-        if line.startswith("FROM ")
-    }
+    bases, stages = set(), set()
+    for path in [*ROOT.glob("services/*/Dockerfile"), ROOT / ".devcontainer/Dockerfile"]:
+        for words in (line.split() for line in path.read_text().splitlines() if line.startswith("FROM ")):
+            if words[1] not in stages:
+                bases.add(words[1])
+            if len(words) == 4 and words[2].upper() == "AS":
+                stages.add(words[3])
     assert set(standins.wanted_images()) == pulled | bases
     for image in standins.wanted_images():
         assert (standins.RECIPES / standins.kind(image) / "Dockerfile").is_file(), image
