@@ -119,6 +119,11 @@ def test_mongosh_runs_the_healthcheck_and_an_initdb_script(mongod, tmp_path, mon
     assert shell.main(["--quiet", "--port", str(mongod), *login, "test", str(script)]) == 0
     assert "created gateway" in capsys.readouterr().out
     assert client(mongod, "gateway", "gw-secret", "mp3converter")["mp3converter"].command("ping")["ok"] == 1
+    # A password may begin with "-" (scripts/init-env's may): the entrypoint passes `--password=...`.
+    assert shell.main(["--quiet", "--port", str(mongod), *login, "--eval",
+                       "db.getSiblingDB('admin').createUser({user: 'dash', pwd: '-dash', roles: []})"]) == 0
+    assert shell.main(["--quiet", "--port", str(mongod), "--username=dash", "--password=-dash",
+                       "--authenticationDatabase=admin", "--eval", "quit(db.runCommand({ping: 1}).ok ? 0 : 1)"]) == 0
     # The shell's own helpers do not take a script's top-level names.
     clash = "const database = 'mp3converter'; function run() { return 1; }; quit(db.getName() === 'test' ? 0 : 3)"
     assert shell.main(["--quiet", "--port", str(mongod), "--eval", clash]) == 0

@@ -5,6 +5,7 @@ MONGO_INITDB_DATABASE, default `test`) and *.sh with bash, and stops; then the s
 every address, with --auth when there is a root user."""
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -34,7 +35,8 @@ def first_run(dbpath: Path, user: str | None, password: str | None) -> None:
                       ".createUser({user: process.env.ROOT_USER, pwd: process.env.ROOT_PWD, roles: ['root']})")
             env = {**os.environ, "ROOT_USER": user, "ROOT_PWD": password}
             subprocess.run([*shell, "--eval", create], env=env, check=True)
-            shell += ["-u", user, "-p", password, "--authenticationDatabase", "admin"]
+            # `--password=...`: a password may begin with "-".
+            shell += [f"--username={user}", f"--password={password}", "--authenticationDatabase=admin"]
         database = os.environ.get("MONGO_INITDB_DATABASE", "test")
         for script in sorted(INITDB.glob("*")) if INITDB.is_dir() else []:
             if script.suffix == ".js":
@@ -45,9 +47,14 @@ def first_run(dbpath: Path, user: str | None, password: str | None) -> None:
                 subprocess.run(["bash", str(script)], check=True)
             else:
                 say(f"ignoring {script}")
-    finally:
+    except BaseException:
+        # Not half made: the next start begins the first start again, as it would on an empty volume.
         server.terminate()
         server.wait(timeout=60)
+        shutil.rmtree(dbpath / storage.FOLDER, ignore_errors=True)
+        raise
+    server.terminate()
+    server.wait(timeout=60)
 
 
 def main() -> None:
