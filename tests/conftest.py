@@ -38,6 +38,7 @@ class FakePublisher:
         self.published: list[tuple[str, dict]] = []
         self.fail = False
         self.consumers: dict[str, int] = {}
+        self.depths: dict[str, int] = {}
         self.lock = threading.Lock()
 
     def publish(self, queue: str, message: dict) -> None:
@@ -48,6 +49,11 @@ class FakePublisher:
 
     def consumer_count(self, queue: str) -> int:
         return self.consumers.get(queue, 0)
+
+    def queue_counts(self, queue: str) -> tuple[int, int]:
+        if self.fail:
+            raise ConnectionError("broker down (test)")
+        return self.depths.get(queue, 0), self.consumers.get(queue, 0)
 
     def ping(self) -> None:
         if self.fail:

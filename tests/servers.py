@@ -115,8 +115,10 @@ def free_port() -> int:
 
 
 def run_local(env: dict[str, str], *args, prefix=()) -> subprocess.Popen:
-    """scripts/run-local as a user starts it, without a .env: everything from `env`. `prefix` runs it
-    under another command (a read-only root filesystem, for instance)."""
+    """scripts/run-local as a user starts it, without a .env: everything from `env` (the consumers' metrics on
+    a free port unless `env` names one). `prefix` runs it under another command (a read-only root
+    filesystem, for instance)."""
+    env = {"METRICS_PORT": str(free_port()), **env}
     return subprocess.Popen([*prefix, str(ROOT / "scripts/run-local"), "--env-file", "/nonexistent/.env", *args],
                             env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -37,7 +37,8 @@ def main(argv=None) -> int:
         logging.getLogger("run-local").error(str(error))
         running.stop()
         return 1
-    print(f"Ready. Gateway: {running.gateway_url}  (auth: {running.auth_url}; Ctrl-C stops)", flush=True)
+    print(f"Ready. Gateway: {running.gateway_url}  (auth: {running.auth_url}; consumers' metrics: "
+          f"{running.metrics_url}; Ctrl-C stops)", flush=True)
     stop.wait()
     running.stop()
     return 0

@@ -17,7 +17,7 @@ from auth.app import create_app as create_auth_app
 from auth.app import ensure_admin
 from auth.database import engine_for
 from auth.users import UserStore
-from common import storage
+from common import metrics, storage
 from common.consumer import consumer
 from common.settings import AuthSettings, ConverterSettings, GatewaySettings, NotificationSettings, load
 from converter.cleanup import Cleanup
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 class Stack:
     gateway_url: str
     auth_url: str
+    metrics_url: str
     _stop: threading.Event
     _servers: list
     _threads: list = field(default_factory=list)
@@ -68,8 +69,11 @@ def _serve(app, port: int, name: str, threads: list):
     return server
 
 
-def start(*, auth_port: int | None = None, gateway_port: int | None = None, converters: int = 1) -> Stack:
-    """Start everything from the environment (already holding .env's values); return once listening."""
+def start(*, auth_port: int | None = None, gateway_port: int | None = None, metrics_port: int | None = None,
+          converters: int = 1) -> Stack:
+    """Start everything from the environment (already holding .env's values); return once listening.
+
+    The consumers' metrics are served once, on METRICS_PORT, for all of them: they share this process."""
     auth_settings = load(AuthSettings)
     prepare(auth_settings)
     store = UserStore(engine_for(auth_settings))
@@ -88,6 +92,8 @@ def start(*, auth_port: int | None = None, gateway_port: int | None = None, conv
     converter_settings = load(ConverterSettings)
     notification_settings = load(NotificationSettings)
     db = storage.connect(converter_settings.mongodb_uri, converter_settings.mongodb_db)
+    metrics_port = metrics.serve(converter_settings.metrics_port if metrics_port is None else metrics_port,
+                                 "127.0.0.1")
     workers = [consumer(converter_settings, converter_settings.video_queue, Converter(converter_settings, db),
                         publishes_to=(converter_settings.mp3_queue,))
                for _ in range(converters)]
@@ -102,6 +108,7 @@ def start(*, auth_port: int | None = None, gateway_port: int | None = None, conv
     cleanup.start()
     threads.append(cleanup)
     return Stack(gateway_url=f"http://127.0.0.1:{gateway_server.server_port}", auth_url=auth_url,
+                 metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
                  _stop=stop, _servers=[auth_server, gateway_server], _threads=threads)
 
 

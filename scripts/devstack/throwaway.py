@@ -101,7 +101,7 @@ def running_stack(env: dict[str, str], converters: int = 1):
     from devstack import stack as devstack
 
     with environment(env):
-        running = devstack.start(auth_port=0, gateway_port=0, converters=converters)
+        running = devstack.start(auth_port=0, gateway_port=0, metrics_port=0, converters=converters)
     try:
         running.wait_ready(require_consumers=converters > 0)
         yield running

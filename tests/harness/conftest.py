@@ -9,8 +9,11 @@ Fixtures (use them in any test under tests/harness):
   ``.secrets`` the names marked [secret], ``.app`` the names the four services read (above the
   "backing services (containers only)" line), ``.backing`` the names only the mysql/mongodb/rabbitmq
   containers read (below it).
-- ``service_variables`` -> {service: set of names}: what each of the four services reads
-  (``common.settings.variable_names``), i.e. exactly what its container gets; their union is ``.app``.
+- ``service_variables`` -> {service: set of names}: what each of the four services reads from .env
+  (``common.settings.variable_names``); their union is ``.app``.
+- ``container_variables`` -> {service: {name: value}}: the standard variables that name the container,
+  not in .env (``common.settings.container_variables``: OTEL_SERVICE_NAME). A container gets exactly
+  ``service_variables[name]`` and these, with these values.
 - ``secret_holders`` -> {secret: set of containers}: the only compose services / Kubernetes workloads
   that may get each secret (least privilege: JWT_SECRET, ADMIN_PASSWORD and MYSQL_PASSWORD auth alone
   among the apps, SMTP_PASSWORD notification alone). Written out, not derived from common.settings, so
@@ -47,7 +50,7 @@ from pathlib import Path
 
 import pytest
 
-from common.settings import SERVICE_SETTINGS, variable_names
+from common.settings import SERVICE_SETTINGS, container_variables, variable_names
 from tests.compose.engine import compose_binary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -129,6 +132,11 @@ def env_example() -> EnvExample:
 @pytest.fixture(scope="session")
 def service_variables() -> dict:
     return {name: variable_names(name) for name in SERVICE_SETTINGS}
+
+
+@pytest.fixture(scope="session", name="container_variables")
+def container_variables_fixture() -> dict:
+    return {name: container_variables(name) for name in SERVICE_SETTINGS}
 
 
 @pytest.fixture(scope="session")

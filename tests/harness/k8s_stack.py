@@ -20,12 +20,14 @@ from tests.harness.tilt_stubs import kubectl_bin
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # What `kubectl apply -k .` and `tilt up` read: everything else in the repository is irrelevant to them.
-DEPLOY_FILES = ("kustomization.yaml", "manifests", "init.sql", "init", "Tiltfile")
+DEPLOY_FILES = ("kustomization.yaml", "manifests", "observability", "init.sql", "init", "Tiltfile")
 APP_SERVICES = ("auth", "gateway", "converter", "notification")
 BACKING_SERVICES = ("mysql", "mongodb", "rabbitmq")
 # The root kustomization, and every overlay: each must build.
-ENTRY_POINTS = (".", "manifests/overlays/keda-autoscale")
-COMPONENTS = ("manifests/components/keda-autoscale", "manifests/components/ingress-tls")
+ENTRY_POINTS = (".", "manifests/overlays/keda-autoscale", "manifests/overlays/observe")
+COMPONENTS = ("manifests/components/keda-autoscale", "manifests/components/ingress-tls", "manifests/components/observe")
+# Components used by the ones above and by an overlay, not offered alone.
+PART_COMPONENTS = ("manifests/components/observe-tools",)
 KUBERNETES_VERSION = kubernetes_validate.latest_version()
 
 

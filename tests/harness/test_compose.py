@@ -25,6 +25,8 @@ FIXED_IN_CONTAINERS = {
     "AUTH_PORT": "5000",
     "GATEWAY_PORT": "8080",
     "AUTH_SVC_ADDRESS": "http://auth:5000",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318",
+    "METRICS_PORT": "9464",
 }
 # Each service logs in to MongoDB and RabbitMQ as its own user ({SERVICE} is GATEWAY, CONVERTER...).
 BUILT_FROM_CREDENTIALS = {
@@ -86,7 +88,8 @@ def dev_model(compose_config, compose_env_file, repo_root) -> dict:
     return compose_config(env_file=compose_env_file, files=[repo_root / f for f in DEV_FILES], profiles=["*"])
 
 
-@pytest.mark.parametrize("profiles", [(), ("mail",)], ids=["default", "mail"])
+@pytest.mark.parametrize("profiles", [(), ("mail",), ("observe",), ("mail", "observe")],
+                         ids=["default", "mail", "observe", "mail+observe"])
 @pytest.mark.parametrize("files", [("compose.yaml",), DEV_FILES], ids=["compose", "dev"])
 def test_compose_validates_the_file(run_compose, compose_env_file, profiles, files, repo_root):
     result = run_compose("config", "-q", env_file=compose_env_file, profiles=profiles,
@@ -127,11 +130,16 @@ def test_an_empty_secret_is_refused_with_what_to_do(make_env, run_compose, name)
 # ---------------------------------------------------------------- services, images, builds
 
 
+OBSERVE_SERVICES = ("jaeger", "prometheus", "grafana")
+
+
 def test_services(compose_config, compose_env_file, compose_model):
     default = compose_config(env_file=compose_env_file)
     assert set(default["services"]) == set(BACKING_SERVICES) | set(APP_SERVICES)
-    assert set(compose_model["services"]) == set(BACKING_SERVICES) | set(APP_SERVICES) | {"mailpit"}
+    assert set(compose_model["services"]) == {*BACKING_SERVICES, *APP_SERVICES, "mailpit", *OBSERVE_SERVICES}
     assert compose_model["services"]["mailpit"]["profiles"] == ["mail"]
+    for name in OBSERVE_SERVICES:
+        assert compose_model["services"][name]["profiles"] == ["observe"], name
 
 
 @pytest.mark.parametrize(
@@ -395,13 +403,17 @@ def test_auth_can_log_in_to_mysql_8(compose_model, repo_root):
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
-def test_app_containers_get_exactly_their_services_variables(compose_model, service_variables, name):
-    """Least privilege: the variables common.settings says the service reads, no more, no fewer."""
-    environment = set(compose_model["services"][name]["environment"])
-    wanted = service_variables[name]
-    assert environment == wanted, f"{name}: missing {sorted(wanted - environment)}, " + (
-        f"extra {sorted(environment - wanted)}"
+def test_app_containers_get_exactly_their_services_variables(
+    compose_model, service_variables, container_variables, name
+):
+    """Least privilege: the variables common.settings says the service reads, no more, no fewer, and the
+    standard ones that name the container (OTEL_SERVICE_NAME: the service's own name)."""
+    environment = compose_model["services"][name]["environment"]
+    wanted = service_variables[name] | set(container_variables[name])
+    assert set(environment) == wanted, f"{name}: missing {sorted(wanted - set(environment))}, " + (
+        f"extra {sorted(set(environment) - wanted)}"
     )
+    assert {key: environment[key] for key in container_variables[name]} == container_variables[name]
 
 
 def test_app_values_come_from_env_except_where_they_run(
@@ -519,7 +531,8 @@ def fake_clone(tmp_path, repo_root):
     docker = bin_dir / "docker"
     docker.write_text(
         "#!/bin/sh\n"
-        f'echo "$* | profiles=${{COMPOSE_PROFILES:-}} smtp=${{SMTP_HOST:-}}" >> "{log}"\n'
+        f'echo "$* | profiles=${{COMPOSE_PROFILES:-}} smtp=${{SMTP_HOST:-}}'
+        f' traces=${{OTEL_TRACES_EXPORTER:-}}" >> "{log}"\n'
         'if [ "$1" = info ] && [ -n "${FAKE_NO_ENGINE:-}" ]; then exit 1; fi\n'
         "exit 0\n"
     )
@@ -563,9 +576,21 @@ def test_up_keeps_an_existing_env(fake_clone):
 def test_up_mail_and_detach(fake_clone):
     _clone, run, calls = fake_clone
     assert run("--mail").returncode == 0
-    assert calls()[-1] == "compose -f compose.yaml -f compose.dev.yaml up --build --watch | profiles=mail smtp=mailpit"
+    assert calls()[-1] == (
+        "compose -f compose.yaml -f compose.dev.yaml up --build --watch | profiles=mail smtp=mailpit traces="
+    )
     assert run("--detach", "--", "gateway").returncode == 0
-    assert calls()[-1] == "compose up --build --detach --wait gateway | profiles= smtp="
+    assert calls()[-1] == "compose up --build --detach --wait gateway | profiles= smtp= traces="
+
+
+def test_up_observe_starts_the_profile_and_sends_the_traces_to_jaeger(fake_clone):
+    _clone, run, calls = fake_clone
+    assert run("--observe").returncode == 0
+    assert calls()[-1] == (
+        "compose -f compose.yaml -f compose.dev.yaml up --build --watch | profiles=observe smtp= traces=otlp"
+    )
+    assert run("--mail", "--observe", "--detach").returncode == 0
+    assert calls()[-1] == "compose up --build --detach --wait | profiles=mail,observe smtp=mailpit traces=otlp"
 
 
 def test_up_without_engine_says_so(fake_clone):

@@ -19,6 +19,7 @@ from tests.harness.k8s_stack import (
     BACKING_SERVICES,
     COMPONENTS,
     ENTRY_POINTS,
+    PART_COMPONENTS,
     REPO_ROOT,
     build,
     container,
@@ -47,6 +48,8 @@ TLS_COMPONENT = "manifests/components/ingress-tls"
 COMPONENT_KINDS = {
     "manifests/components/keda-autoscale": {"ScaledObject", "TriggerAuthentication", "NetworkPolicy"},
     TLS_COMPONENT: {"Secret", "Ingress"},
+    "manifests/components/observe": {"ServiceAccount", "Role", "RoleBinding", "Deployment", "Service", "ConfigMap",
+                                     "NetworkPolicy"},
 }
 CRD_KINDS = {("keda.sh/v1alpha1", "ScaledObject"), ("keda.sh/v1alpha1", "TriggerAuthentication")}
 
@@ -135,7 +138,7 @@ def test_every_kustomization_in_manifests_is_built_by_a_test():
     found = {
         str(path.parent.relative_to(REPO_ROOT)) for path in (REPO_ROOT / "manifests").rglob("kustomization.yaml")
     }
-    covered = set(ENTRY_POINTS) | set(COMPONENTS) | {"manifests/base"}
+    covered = set(ENTRY_POINTS) | set(COMPONENTS) | set(PART_COMPONENTS) | {"manifests/base"}
     assert found <= covered, f"kustomizations no test builds: {sorted(found - covered)}"
 
 
@@ -276,12 +279,17 @@ def url_parts(item: dict) -> dict:
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
-def test_each_app_container_gets_exactly_its_services_variables(stack, service_variables, env_example, name):
-    """Least privilege: what common.settings says the service reads, and the parts of its URLs."""
+def test_each_app_container_gets_exactly_its_services_variables(
+    stack, service_variables, container_variables, env_example, name
+):
+    """Least privilege: what common.settings says the service reads, the parts of its URLs, and the standard
+    variables that name the container (literal values)."""
     item = container(named(stack, "Deployment")[name])
     names = [variable["name"] for variable in item["env"]]
     assert len(names) == len(set(names)), f"{name}: a variable listed twice"
-    wanted = service_variables[name]
+    literal = {variable["name"]: variable.get("value") for variable in item["env"]}
+    assert {key: literal[key] for key in container_variables[name]} == container_variables[name]
+    wanted = service_variables[name] | set(container_variables[name])
     parts = set().union(*url_parts(item).values())
     # A URL's parts are there only for the URLs the service reads (they are in .env's backing section,
     # or the service's own variables: MONGODB_DB names the database its MongoDB user belongs to).
@@ -334,7 +342,8 @@ def test_consumers_are_alive_while_their_loop_runs_and_ready_while_connected(sta
     assert (REPO_ROOT / "services/common/common/healthcheck.py").is_file()
     for name in CONSUMERS:
         app = container(deployments[name])
-        assert "ports" not in app
+        # A consumer listens only for Prometheus (METRICS_PORT), and is probed on its broker connection.
+        assert [(p["name"], p["containerPort"]) for p in app["ports"]] == [("metrics", 9464)]
         assert app["startupProbe"]["exec"]["command"] == ALIVE_PROBE, name
         assert app["livenessProbe"]["exec"]["command"] == ALIVE_PROBE, name
         assert app["readinessProbe"]["exec"]["command"] == CONNECTED_PROBE, name

@@ -250,6 +250,7 @@ def test_every_annotation_is_one_ingress_nginx_knows(stack):
     known = {
         "proxy-body-size", "proxy-request-buffering", "proxy-connect-timeout", "proxy-send-timeout",
         "proxy-read-timeout", "limit-connections", "limit-rps", "limit-rpm", "limit-burst-multiplier",
+        "denylist-source-range",
     }  # fmt: skip
     for ingress in named(stack, "Ingress").values():
         for key in ingress["metadata"].get("annotations", {}):

@@ -115,25 +115,29 @@ def url_parts(name: str, variables) -> set:
 
 
 def test_the_services_variables_together_are_the_app_variables_of_env_example(
-    service_variables, compose_apps, k8s, env_example
+    service_variables, container_variables, compose_apps, k8s, env_example
 ):
     """Nothing of .env.example is left unread, nothing a service reads is missing from it, and no variable
-    reaches a container in one way of running and not in the other."""
+    reaches a container in one way of running and not in the other. The variables that name a container
+    (OTEL_SERVICE_NAME) are set by compose and Kubernetes alike, and are not in .env."""
     assert set(service_variables) == set(APP_SERVICES)
     assert set().union(*service_variables.values()) == set(env_example.app)
-    assert set().union(*(compose_apps[name]["environment"] for name in APP_SERVICES)) == set(env_example.app)
+    naming = set().union(*container_variables.values())
+    assert not naming & set(env_example.defaults)
+    in_compose = set().union(*(compose_apps[name]["environment"] for name in APP_SERVICES))
+    assert in_compose == set(env_example.app) | naming
     in_k8s = set().union(*(resolved_env(k8s, container(named(k8s, "Deployment")[name])) for name in APP_SERVICES))
     parts = set().union(*(url_parts(name, service_variables[name]) for name in APP_SERVICES))
-    assert in_k8s == set(env_example.app) | parts
+    assert in_k8s == set(env_example.app) | parts | naming
     assert set(env_example.backing) >= parts
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
-def test_the_same_variables_with_the_same_values(name, compose_apps, k8s, service_variables):
+def test_the_same_variables_with_the_same_values(name, compose_apps, k8s, service_variables, container_variables):
     """Each container gets exactly its service's variables, the same names and values in both."""
     compose_env = compose_apps[name]["environment"]
     k8s_env = resolved_env(k8s, container(named(k8s, "Deployment")[name]))
-    own = service_variables[name]
+    own = service_variables[name] | set(container_variables[name])
     assert set(compose_env) == own, f"compose.yaml {name}: missing {sorted(own - set(compose_env))}, " + (
         f"extra {sorted(set(compose_env) - own)}"
     )
@@ -174,7 +178,8 @@ def test_both_override_the_same_variables_of_env_and_no_others(
         variable for variable in own if compose_apps[name]["environment"][variable] != compose_env[variable]
     }
     assert overridden_in_k8s == overridden_in_compose
-    assert overridden_in_k8s == own & {"MYSQL_HOST", "AUTH_SVC_ADDRESS", "MONGODB_URI", "RABBITMQ_URL"}
+    assert overridden_in_k8s == own & {"MYSQL_HOST", "AUTH_SVC_ADDRESS", "MONGODB_URI", "RABBITMQ_URL",
+                                       "OTEL_EXPORTER_OTLP_ENDPOINT"}
     # Secrets come from the Secret only: never a literal, never a ConfigMap.
     sources = {variable["name"]: variable for variable in item["env"]}
     for secret in env_example.secrets & set(sources):
@@ -212,7 +217,8 @@ def test_the_same_ports(compose_apps, compose_model, k8s):
             assert {int(url_port.group(1))} == ports, f"{name}: compose checks another port"
             assert ports <= listening
         else:
-            assert not ports, f"{name}: a consumer listens on nothing"
+            metrics = int(compose_apps[name]["environment"]["METRICS_PORT"])
+            assert ports == {metrics}, f"{name}: a consumer listens only for Prometheus, on METRICS_PORT"
     # The URLs and hosts the apps use name the cluster Services on the ports compose uses (MYSQL_PORT is
     # auth's, the URLs the gateway's).
     env = {**compose_apps["auth"]["environment"], **compose_apps["gateway"]["environment"]}

@@ -169,6 +169,10 @@ MALFORMED = [
     (ConverterSettings, "CLEANUP_INTERVAL_SECONDS", "0"),
     (NotificationSettings, "SMTP_PORT", "abc"),
     (NotificationSettings, "VIDEO_QUEUE", ""),
+    (GatewaySettings, "OTEL_TRACES_EXPORTER", "jaeger"),
+    (AuthSettings, "OTEL_EXPORTER_OTLP_ENDPOINT", "jaeger:4318"),
+    (ConverterSettings, "METRICS_PORT", "0"),
+    (NotificationSettings, "METRICS_PORT", "nine"),
 ]
 
 

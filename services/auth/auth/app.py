@@ -8,6 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from auth import tokens
 from auth.passwords import hash_password, verify_password
 from auth.users import DuplicateUser, UserStore
+from common import metrics, telemetry
 from common.http import bearer_token, error_response, install_json_errors
 from common.settings import AuthSettings
 
@@ -77,4 +78,6 @@ def create_app(settings: AuthSettings, store: UserStore) -> Flask:
             return jsonify(ready=False, checks={"mysql": f"error: {error.__class__.__name__}"}), 503
         return jsonify(ready=True, checks={"mysql": "ok"})
 
+    metrics.instrument_app(app, "auth")
+    telemetry.instrument_app(app, settings)
     return app

@@ -16,6 +16,8 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError
 
+from common import telemetry
+
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_EXCHANGE = "dead-letter"
@@ -72,7 +74,10 @@ def decode(body: bytes) -> dict:
 
 def publish(channel: BlockingChannel, queue: str, message: dict) -> None:
     """Publish on a confirming channel; returns once the broker has the message on disk."""
-    channel.basic_publish("", queue, encode(message), PERSISTENT, mandatory=True)
+    # Properties of its own for each message: the tracing puts the message's traceparent in its headers.
+    properties = pika.BasicProperties(content_type=PERSISTENT.content_type, delivery_mode=PERSISTENT.delivery_mode,
+                                      headers={})
+    channel.basic_publish("", queue, encode(message), properties, mandatory=True)
 
 
 class PublishError(Exception):
@@ -102,12 +107,17 @@ class Publisher:
                         raise PublishError(f"RabbitMQ did not take the message: {error!r}") from error
 
     def consumer_count(self, queue: str) -> int:
+        return self.queue_counts(queue)[1]
+
+    def queue_counts(self, queue: str) -> tuple[int, int]:
+        """(messages ready, consumers attached) of an existing queue, from a passive declare."""
         with self._lock:
             try:
-                return self._open_channel().queue_declare(queue, passive=True).method.consumer_count
+                method = self._open_channel().queue_declare(queue, passive=True).method
             except AMQPError:
                 self._close()
                 raise
+            return method.message_count, method.consumer_count
 
     def ping(self) -> None:
         with self._lock:
@@ -128,6 +138,7 @@ class Publisher:
             channel = self._connection.channel()
             declare_topology(channel, self._queues)
             channel.confirm_delivery()
+            telemetry.instrument_channel(channel)
             self._channel = channel
         return self._channel
 

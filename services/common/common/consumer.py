@@ -22,6 +22,7 @@ import pika
 from pika.exceptions import AMQPError
 from pymongo.errors import ConnectionFailure
 
+from common import metrics, telemetry
 from common.broker import Action, Outcome, Reject, connection_parameters, declare_topology, publish
 from common.healthcheck import Heartbeat
 
@@ -45,19 +46,23 @@ Handler = Callable[[Delivery, threading.Event], Outcome]
 @dataclass
 class _Work:
     tag: int
+    trace: telemetry.Consumption
     thread: threading.Thread | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
 class Consumer:
     def __init__(self, *, url: str, queue: str, queues, handler: Handler,
-                 heartbeat_file: str = "", shutdown_grace_seconds: float = 20.0):
+                 heartbeat_file: str = "", shutdown_grace_seconds: float = 20.0, tracer_provider=None):
         self.queue = queue
         self._url = url
         self._queues = tuple(queues)
         self._handler = handler
         self._heartbeat = Heartbeat(heartbeat_file)
         self._grace = shutdown_grace_seconds
+        self._tracer_provider = tracer_provider
+        for counter in (metrics.REDELIVERIES, metrics.DEAD_LETTERS):
+            counter.labels(queue)  # a series from zero, so that rate() sees the first one
         self._work: _Work | None = None
         self.consuming = threading.Event()
 
@@ -86,6 +91,7 @@ class Consumer:
             channel.basic_qos(prefetch_count=1)
             confirming = connection.channel()
             confirming.confirm_delivery()
+            telemetry.instrument_channel(confirming)
             on_message = functools.partial(self._on_message, connection, channel, confirming)
             consumer_tag = channel.basic_consume(self.queue, on_message)
             self.consuming.set()
@@ -109,16 +115,19 @@ class Consumer:
                 with contextlib.suppress(AMQPError):
                     connection.close()
 
-    def _on_message(self, connection, channel, confirming, _channel, method, _properties, body) -> None:
-        work = _Work(tag=method.delivery_tag)
+    def _on_message(self, connection, channel, confirming, _channel, method, properties, body) -> None:
+        if method.redelivered:
+            metrics.REDELIVERIES.labels(self.queue).inc()
+        trace = telemetry.Consumption(self._tracer_provider, self.queue, properties.headers, method.redelivered)
+        work = _Work(tag=method.delivery_tag, trace=trace)
         delivery = Delivery(body=body, redelivered=method.redelivered)
         settle = functools.partial(self._settle, channel, confirming, work)
 
         def run():
-            outcome = self._outcome(delivery, work.cancel)
+            outcome = trace.run(self._outcome, delivery, work.cancel)
             # If the connection is gone the broker hands the message to someone else.
             with contextlib.suppress(AMQPError):
-                connection.add_callback_threadsafe(functools.partial(settle, outcome))
+                connection.add_callback_threadsafe(functools.partial(trace.run, settle, outcome))
 
         work.thread = threading.Thread(target=run, name=f"{self.queue}-work", daemon=True)
         self._work = work
@@ -135,9 +144,11 @@ class Consumer:
         elif outcome.action is Action.REJECT:
             log.warning("message dead-lettered", extra={"queue": self.queue, "reason": outcome.reason})
             channel.basic_reject(work.tag, requeue=False)
+            metrics.DEAD_LETTERS.labels(self.queue).inc()
         else:
             log.info("message handed back", extra={"queue": self.queue, "reason": outcome.reason})
             channel.basic_nack(work.tag, requeue=True)
+        work.trace.end(outcome.action.value, outcome.reason)
         self._work = None
 
     def _abandon_work(self) -> None:
@@ -146,6 +157,7 @@ class Consumer:
         if work is not None and work.thread is not None:
             work.cancel.set()
             work.thread.join()
+            work.trace.end("abandoned", "the connection closed before the message was settled")
 
     def _wait(self, stop: threading.Event, seconds: float) -> None:
         """Back off before reconnecting, the heartbeat still beating: the loop is alive."""
@@ -187,6 +199,7 @@ def serve(settings_class, queue_of, handler_of, publishes_to=lambda settings: ()
 
     settings = load(settings_class)
     logs.configure(settings.log_level)
+    metrics.serve(settings.metrics_port)
     db = storage.connect(settings.mongodb_uri, settings.mongodb_db)
     stop = stop_on_signals()
     for companion in companions:
@@ -201,4 +214,5 @@ def consumer(settings, queue: str, handler: Handler, publishes_to=()) -> Consume
     its own (init/rabbitmq-definitions.sh)."""
     return Consumer(url=settings.rabbitmq_url, queue=queue, queues=(queue, *publishes_to),
                     handler=handler, heartbeat_file=settings.heartbeat_file,
-                    shutdown_grace_seconds=settings.shutdown_grace_seconds)
+                    shutdown_grace_seconds=settings.shutdown_grace_seconds,
+                    tracer_provider=telemetry.tracer_provider(settings))

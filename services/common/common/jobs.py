@@ -16,6 +16,7 @@ from bson import ObjectId
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.database import Database
 
+from common import metrics
 from common.broker import Reject, decode
 from common.storage import object_id
 
@@ -189,6 +190,8 @@ class Jobs:
             {"$set": {"status": Status.DONE.value, "progress": 100, "mp3_fid": mp3_fid,
                       "error": None, "updated_at": _now()}},
         )
+        if result.modified_count == 1:
+            metrics.JOBS_FINISHED.labels(Status.DONE.value).inc()
         return result.modified_count == 1
 
     def fail(self, job_id, reason: str) -> bool:
@@ -197,6 +200,8 @@ class Jobs:
             {"_id": object_id(job_id), "status": {"$nin": list(FINAL)}, **ALIVE},
             {"$set": {"status": Status.FAILED.value, "error": reason, "updated_at": _now()}},
         )
+        if result.modified_count == 1:
+            metrics.JOBS_FINISHED.labels(Status.FAILED.value).inc()
         return result.modified_count == 1
 
     def claim_notification(self, job_id) -> dict | None:

@@ -1,9 +1,15 @@
-"""One JSON object per log line, so that `docker compose logs` and `kubectl logs` can be filtered."""
+"""One JSON object per log line, so that `docker compose logs` and `kubectl logs` can be filtered.
+
+A line logged inside a trace carries its trace_id and span_id: search Jaeger for the one, the logs for
+the other.
+"""
 
 import json
 import logging
 import sys
 from datetime import UTC, datetime
+
+from common.telemetry import log_fields
 
 _STANDARD_ATTRIBUTES = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
@@ -15,6 +21,7 @@ class JSONFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            **log_fields(),
         }
         # Fields passed with `extra=` become top-level keys.
         entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRIBUTES})

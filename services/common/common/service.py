@@ -1,11 +1,12 @@
 """Start-up of a service process: logging, signals, and gunicorn for the HTTP services."""
 
 import logging
+import os
 import signal
 import sys
 import threading
 
-from common import logs
+from common import logs, metrics
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ def serve_http(app_factory, *, package: str, port: int, workers: int, threads: i
                 "timeout": 300,
                 "graceful_timeout": 20,
                 "worker_tmp_dir": "/dev/shm",
+                # Each worker counts in PROMETHEUS_MULTIPROC_DIR, and /metrics adds them up (common.metrics).
+                "on_starting": metrics.prepare_multiprocess_dir,
+                "child_exit": metrics.worker_exited,
                 # Probes and noise: no control socket (nobody runs gunicornc in a container, and the
                 # image user's home, where it would go, does not exist).
                 "control_socket_disable": True,
@@ -68,4 +72,7 @@ def serve_http(app_factory, *, package: str, port: int, workers: int, threads: i
                 raise AppImportError(str(error.code)) from None
 
     logs.configure(log_level)
+    if workers > 1 and not os.environ.get(metrics.MULTIPROCESS_DIR):
+        log.warning("metrics will not add up: each of the %d workers counts alone; set %s to an empty folder "
+                    "(the images do)", workers, metrics.MULTIPROCESS_DIR)
     Server().run()

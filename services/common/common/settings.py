@@ -4,7 +4,7 @@ Each service loads only the groups it needs; `load` turns a missing or malformed
 clear message that names it, so a service stops at start instead of failing later.
 """
 
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import Field, HttpUrl, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +19,13 @@ class _FromEnv(BaseSettings):
 
 class LoggingSettings(_FromEnv):
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+
+
+class TelemetrySettings(_FromEnv):
+    """The standard OpenTelemetry variables the services use (common.telemetry)."""
+
+    otel_traces_exporter: Literal["otlp", "console", "none"] = "none"
+    otel_exporter_otlp_endpoint: HttpUrl = HttpUrl("http://127.0.0.1:4318")
 
 
 class MySQLSettings(_FromEnv):
@@ -40,7 +47,7 @@ class HTTPServerSettings(_FromEnv):
     dev_reload: bool = False
 
 
-class AuthSettings(LoggingSettings, MySQLSettings, JWTSettings, HTTPServerSettings):
+class AuthSettings(LoggingSettings, TelemetrySettings, MySQLSettings, JWTSettings, HTTPServerSettings):
     auth_port: Port = 5000
     admin_email: str = ""
     admin_password: SecretStr = SecretStr("")
@@ -60,7 +67,7 @@ class BrokerSettings(_FromEnv):
     max_attempts: PositiveInt = 3
 
 
-class GatewaySettings(LoggingSettings, MongoSettings, BrokerSettings, HTTPServerSettings):
+class GatewaySettings(LoggingSettings, TelemetrySettings, MongoSettings, BrokerSettings, HTTPServerSettings):
     gateway_port: Port = 8080
     auth_svc_address: HttpUrl
     auth_timeout_seconds: Annotated[float, Field(gt=0)] = 3.0
@@ -68,9 +75,11 @@ class GatewaySettings(LoggingSettings, MongoSettings, BrokerSettings, HTTPServer
     public_url: HttpUrl = HttpUrl("http://localhost:8080")
 
 
-class ConsumerSettings(LoggingSettings, MongoSettings, BrokerSettings):
+class ConsumerSettings(LoggingSettings, TelemetrySettings, MongoSettings, BrokerSettings):
     heartbeat_file: str = "/tmp/heartbeat"
     shutdown_grace_seconds: PositiveInt = 20
+    # Where the consumer serves /metrics (auth and gateway serve it on their own port).
+    metrics_port: Port = 9464
 
 
 class ConverterSettings(ConsumerSettings):
@@ -97,6 +106,17 @@ SERVICE_SETTINGS = {
     "notification": NotificationSettings,
 }
 ALL_SETTINGS = tuple(SERVICE_SETTINGS.values())
+
+
+def service_of(settings: BaseSettings) -> str:
+    """The service a settings object is for: `gateway` for GatewaySettings."""
+    return next(name for name, cls in SERVICE_SETTINGS.items() if type(settings) is cls)
+
+
+# Standard variables that name the container rather than configure the stack, so they are not in .env
+# (one value cannot name four services): compose and Kubernetes give each service's container its own.
+def container_variables(service: str) -> dict[str, str]:
+    return {"OTEL_SERVICE_NAME": service}
 
 S = TypeVar("S", bound=BaseSettings)
 

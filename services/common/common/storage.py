@@ -10,6 +10,8 @@ from gridfs.errors import NoFile
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from common.telemetry import instrument_libraries, span
+
 VIDEOS = "videos"
 MP3S = "mp3s"
 MEMORY = "memory"
@@ -22,6 +24,7 @@ def connect(uri: str, database: str) -> Database:
     """A handle on the database; `memory` is one in-process MongoDB shared by the whole process."""
     if uri == MEMORY:
         return _memory_mongo()[database]
+    instrument_libraries()  # before the client: its commands become spans
     return MongoClient(uri, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True)[database]
 
 
@@ -42,8 +45,20 @@ def _memory_mongo():
         return _memory_client
 
 
+class Bucket(gridfs.GridFSBucket):
+    """A GridFS bucket whose uploads are spans of the current trace."""
+
+    def __init__(self, db: Database, name: str):
+        super().__init__(db, name)
+        self.name = name
+
+    def upload_from_stream(self, filename, source, *args, **kwargs):
+        with span(f"GridFS upload {self.name}"):
+            return super().upload_from_stream(filename, source, *args, **kwargs)
+
+
 def bucket(db: Database, name: str) -> gridfs.GridFSBucket:
-    files = gridfs.GridFSBucket(db, name)
+    files = Bucket(db, name)
     if type(db.client).__module__.startswith("mongomock"):
         # mongomock's collections confuse pymongo's client-side timeout lookup.
         files._timeout = None

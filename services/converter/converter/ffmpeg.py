@@ -16,6 +16,8 @@ from pathlib import Path
 
 import imageio_ffmpeg
 
+from common.telemetry import traced
+
 # VBR around 190 kbit/s: transparent for speech and music, a third the size of 320k.
 MP3_OPTIONS = ("-map", "0:a:0", "-vn", "-sn", "-dn", "-c:a", "libmp3lame", "-q:a", "2")
 # How much shorter than the source's duration the MP3 may be: encoder padding, rounding, and
@@ -57,6 +59,7 @@ def source_duration(stderr: bytes) -> float | None:
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
+@traced("ffmpeg")
 def convert(source: Path, target: Path, *, cancel: threading.Event, timeout: float,
             on_progress: Callable[[int], None] = lambda percent: None) -> Conversion:
     stderr_path = target.with_suffix(".log")

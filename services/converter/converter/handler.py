@@ -17,6 +17,7 @@ MP3 stored and recorded, or the job failed).
 import logging
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from gridfs.errors import NoFile
@@ -24,7 +25,7 @@ from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, PyMongoError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from common import storage
+from common import metrics, storage, telemetry
 from common.broker import Outcome
 from common.consumer import Delivery
 from common.jobs import FINAL, JobGone, Jobs, Status, mp3_name
@@ -59,6 +60,7 @@ class Converter:
         except JobGone as gone:
             return self._forget(gone.job_id)
         job_id = str(job["_id"])
+        telemetry.annotate(job_id=job_id)
         if job["status"] in FINAL:
             return self._settled(job_id)
         job = self._jobs.start_attempt(job_id)
@@ -83,6 +85,7 @@ class Converter:
 
     def _convert(self, job: dict, cancel: threading.Event) -> Outcome:
         job_id = str(job["_id"])
+        started = time.monotonic()
 
         def on_progress(percent: int) -> None:
             if not self._jobs.set_progress(job_id, percent):
@@ -98,12 +101,14 @@ class Converter:
         if not self._jobs.finish(job_id, mp3_fid):  # deleted meanwhile, or another worker won: keep theirs
             storage_retry(storage.delete_file)(self._mp3s, mp3_fid)
             return self._settled(job_id)
+        metrics.CONVERSION_SECONDS.observe(time.monotonic() - started)
         log.info("converted", extra={"job_id": job_id, "mp3_fid": str(mp3_fid),
                                      "seconds": round(result.mp3_seconds, 2)})
         self._drop_video(job)
         return Outcome.ack(self._announcement({**job, "mp3_fid": mp3_fid}))
 
     @storage_retry
+    @telemetry.traced("GridFS fetch videos")
     def _fetch(self, video_fid, target: Path, cancel: threading.Event) -> None:
         with self._videos.open_download_stream(video_fid) as source, target.open("wb") as out:
             while chunk := source.read(COPY_CHUNK):

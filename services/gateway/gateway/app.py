@@ -7,7 +7,8 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from common.broker import Publisher
+from common import metrics, telemetry
+from common.broker import Publisher, dead_letter_queue
 from common.http import error_response, install_json_errors
 from common.settings import GatewaySettings
 from gateway.api import download, health, jobs, login, reference, upload
@@ -44,4 +45,7 @@ def create_app(settings: GatewaySettings, *, db: Database, publisher: Publisher,
 
     for module in ROUTES:
         app.register_blueprint(module.blueprint)
+    queues = (settings.video_queue, settings.mp3_queue)
+    metrics.instrument_app(app, "gateway", [metrics.QueueDepths(publisher, (*queues, *map(dead_letter_queue, queues)))])
+    telemetry.instrument_app(app, settings)
     return app

@@ -9,6 +9,7 @@ import threading
 
 from pymongo.database import Database
 
+from common import telemetry
 from common.broker import Outcome
 from common.consumer import Delivery
 from common.jobs import JobGone, Jobs, Status
@@ -31,6 +32,7 @@ class Notifier:
             log.info("job deleted; not notifying", extra={"job_id": gone.job_id})
             return Outcome.ack()
         job_id = str(job["_id"])
+        telemetry.annotate(job_id=job_id)
         if job["status"] != Status.DONE:
             return Outcome.reject(f"job {job_id} is {job['status']}, not done")
         job = self._jobs.claim_notification(job_id)

@@ -7,6 +7,7 @@ import os
 from flask import Blueprint, g, jsonify, request
 from pymongo.errors import PyMongoError
 
+from common import metrics, telemetry
 from common.broker import PublishError
 from common.http import error_response
 from gateway.access import login_required
@@ -34,7 +35,8 @@ def upload():
     content_type = video_type(head)
     if content_type is None:
         return error_response(415, "not_a_video", "Upload a video file (mp4, mkv, mov, webm, avi, ...).")
-    if upload.stream.seek(0, os.SEEK_END) > max_mb * MIB:
+    size = upload.stream.seek(0, os.SEEK_END)
+    if size > max_mb * MIB:
         return error_response(413, "too_large", f"The file is larger than {max_mb} MiB.")
     upload.stream.seek(0)
     filename = clean_filename(upload.filename)
@@ -57,5 +59,7 @@ def upload():
         gw.videos.delete(video_fid)
         return error_response(503, "queue_unavailable",
                               "The job queue is unavailable, so nothing was stored; try again soon.")
+    metrics.upload_accepted(size)
+    telemetry.annotate(job_id=message["job_id"])
     log.info("upload queued", extra={"job_id": message["job_id"], "owner": g.owner, "upload_name": filename})
     return jsonify(job_id=message["job_id"], video_fid=message["video_fid"], status=job["status"]), 202
