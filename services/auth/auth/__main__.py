@@ -17,8 +17,8 @@ def main() -> None:
         ensure_admin(store, settings)
         return create_app(settings, store)
 
-    serve_http(app, package="auth", port=settings.auth_port, workers=settings.http_workers,
-               threads=settings.http_threads, reload=settings.dev_reload, log_level=settings.log_level)
+    serve_http(app, port=settings.auth_port, workers=settings.http_workers, threads=settings.http_threads,
+               reload=settings.dev_reload, log_level=settings.log_level)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 import logging
 import os
 import signal
-import sys
 import threading
 
 from common import logs, metrics
@@ -24,14 +23,13 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def serve_http(app_factory, *, package: str, port: int, workers: int, threads: int, reload: bool,
-               log_level: str) -> None:
+def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bool, log_level: str) -> None:
     """Run a WSGI app under gunicorn, configured from settings rather than a command line.
 
     An app that cannot be built stops the whole server at once, with a non-zero exit: see `load`.
     With `reload` (DEV_RELOAD), gunicorn starts new workers when a file changes. They are forked from
-    this process, which imported the service's code before the change: each worker forgets the modules
-    of `package` and of common first, and app_factory imports them itself, so the new code is served."""
+    this process, so app_factory must import the service's code itself, in the worker: what this process
+    imported before the change (settings, logging, this module) is what a new worker would run."""
     from gunicorn.app.base import BaseApplication
     from gunicorn.errors import AppImportError
 
@@ -60,9 +58,6 @@ def serve_http(app_factory, *, package: str, port: int, workers: int, threads: i
                 self.cfg.set(key, value)
 
         def load(self):
-            if reload:
-                for name in [n for n in sys.modules if n.split(".")[0] in (package, "common")]:
-                    del sys.modules[name]
             # Probes: gunicorn halts when a worker fails to boot, except when the worker raises
             # SystemExit (a bad setting, a missing module): that worker is respawned forever while the
             # port stays open and /healthz hangs. As an AppImportError the arbiter exits non-zero.

@@ -23,9 +23,8 @@ def build(settings: GatewaySettings):
 
 def main() -> None:
     settings = load(GatewaySettings)
-    serve_http(lambda: build(settings), package="gateway", port=settings.gateway_port,
-               workers=settings.http_workers, threads=settings.http_threads, reload=settings.dev_reload,
-               log_level=settings.log_level)
+    serve_http(lambda: build(settings), port=settings.gateway_port, workers=settings.http_workers,
+               threads=settings.http_threads, reload=settings.dev_reload, log_level=settings.log_level)
 
 
 if __name__ == "__main__":
