@@ -1,8 +1,10 @@
 # shellcheck shell=bash
 # Sourced by the scripts: makes .venv from nothing, or refreshes it when a requirements file changed.
 # Sets ROOT and PY. Output of pip goes to .venv/install.log so that scripts stay quiet.
+# MP3CONVERTER_VENV puts the venv elsewhere: the devcontainer keeps its own (Linux wheels, its user's)
+# in the container's home, so that nothing of it lands in the mounted checkout.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-VENV="$ROOT/.venv"
+VENV="${MP3CONVERTER_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 
 ensure_venv() {

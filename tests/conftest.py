@@ -13,7 +13,7 @@ from devstack.media import sample_set
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytest_plugins = ["tests.servers"]
+pytest_plugins = ["tests.servers", "tests.containers"]
 
 mongomock.gridfs.enable_gridfs_integration()
 

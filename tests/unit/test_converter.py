@@ -5,7 +5,7 @@ import threading
 from unittest import mock
 
 import pytest
-from pymongo.errors import AutoReconnect
+from pymongo.errors import AutoReconnect, OperationFailure
 from tenacity import wait_none
 
 from common import storage
@@ -174,17 +174,31 @@ def test_transient_storage_errors_are_retried_then_succeed(converter, memory_db,
     assert Jobs(memory_db).get(job["_id"])["status"] == "done"
 
 
-def test_storage_that_stays_down_fails_the_job_with_a_reason(converter, memory_db, samples):
+def test_storage_that_stays_down_hands_the_message_back_until_attempts_run_out(converter, memory_db, samples):
+    """An outage longer than the retries is not the file's fault: the message goes back to the queue and
+    the job stays open, so it converts once MongoDB answers; MAX_ATTEMPTS still bounds it."""
     job, message = queue_upload(memory_db, samples["faststart.mp4"])
 
     with mock.patch.object(converter._mp3s, "upload_from_stream", side_effect=AutoReconnect("down")) as upload:
-        outcome = deliver(converter, message)
+        outcomes = [deliver(converter, message, redelivered=n > 0) for n in range(4)]
 
-    assert upload.call_count == 4
-    assert outcome.action is Action.REJECT
+    assert upload.call_count == 3 * 4
+    assert [o.action for o in outcomes] == [Action.REQUEUE] * 3 + [Action.REJECT]
     failed = Jobs(memory_db).get(job["_id"])
     assert failed["status"] == "failed"
-    assert "Storage failed" in failed["error"]
+    assert "Gave up after 3 attempts" in failed["error"]
+    assert mp3_files(memory_db) == []
+
+
+def test_after_a_storage_outage_the_handed_back_job_converts_once(converter, memory_db, samples):
+    job, message = queue_upload(memory_db, samples["faststart.mp4"])
+    with mock.patch.object(converter._mp3s, "upload_from_stream", side_effect=AutoReconnect("down")):
+        assert deliver(converter, message).action is Action.REQUEUE
+    assert Jobs(memory_db).get(job["_id"])["status"] == "converting"
+
+    assert deliver(converter, message, redelivered=True).action is Action.ACK
+    assert Jobs(memory_db).get(job["_id"])["status"] == "done"
+    assert len(mp3_files(memory_db)) == 1
 
 
 def test_a_cancelled_conversion_is_handed_back_and_leaves_nothing(converter, memory_db, samples):
@@ -209,6 +223,27 @@ def test_progress_is_reported_while_converting(converter, memory_db, samples):
     assert seen, "no progress reported"
     assert all(0 <= p <= 99 for p in seen)
     assert seen == sorted(seen)
+
+
+def test_a_redelivery_while_mongodb_is_unreachable_is_handed_back_not_dead_lettered(converter, memory_db, samples):
+    """During a MongoDB outage even reading the job fails; that is no reason to give up on the message."""
+    job, message = queue_upload(memory_db, samples["faststart.mp4"])
+    with mock.patch.object(Jobs, "of_message", side_effect=AutoReconnect("mongodb: connection refused")):
+        outcomes = [deliver(converter, message, redelivered=True) for _ in range(3)]
+    assert [o.action for o in outcomes] == [Action.REQUEUE] * 3
+
+    assert deliver(converter, message, redelivered=True).action is Action.ACK
+    assert Jobs(memory_db).get(job["_id"])["status"] == "done"
+
+
+def test_a_storage_error_that_is_not_an_outage_fails_the_job_with_a_reason(converter, memory_db, samples):
+    job, message = queue_upload(memory_db, samples["faststart.mp4"])
+    with mock.patch.object(converter._mp3s, "upload_from_stream", side_effect=OperationFailure("bad document")):
+        outcome = deliver(converter, message)
+    assert outcome.action is Action.REJECT
+    failed = Jobs(memory_db).get(job["_id"])
+    assert failed["status"] == "failed"
+    assert "Storage failed" in failed["error"]
 
 
 # ---------------------------------------------------------------- deletion and what is kept

@@ -1,8 +1,5 @@
 """python -m auth: the auth service under gunicorn."""
 
-from auth.app import create_app, ensure_admin
-from auth.database import engine_for
-from auth.users import UserStore
 from common.service import serve_http
 from common.settings import AuthSettings, load
 
@@ -11,6 +8,11 @@ def main() -> None:
     settings = load(AuthSettings)
 
     def app():
+        # Imported here, in the worker, so that a reload (DEV_RELOAD) serves the code as it is now.
+        from auth.app import create_app, ensure_admin
+        from auth.database import engine_for
+        from auth.users import UserStore
+
         store = UserStore(engine_for(settings))
         ensure_admin(store, settings)
         return create_app(settings, store)

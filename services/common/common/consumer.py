@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import pika
 from pika.exceptions import AMQPError
+from pymongo.errors import ConnectionFailure
 
 from common import metrics, telemetry
 from common.broker import Action, Outcome, Reject, connection_parameters, declare_topology, publish
@@ -172,6 +173,11 @@ def outcome_of(handler: Handler, delivery: Delivery, cancel: threading.Event, qu
         return handler(delivery, cancel)
     except Reject as error:
         return Outcome.reject(str(error))
+    except ConnectionFailure as error:
+        # MongoDB unreachable: an outage, not a bad message. Handed back as often as it takes, never
+        # dead-lettered (a redelivery while storage is down would otherwise count as a second failure).
+        log.warning("storage unavailable; handing the message back", extra={"queue": queue, "error": repr(error)})
+        return Outcome.requeue(f"storage unavailable: {error!r}")
     except Exception as error:
         # A bug or an unforeseen failure: one more try, then the dead-letter queue, never a loop.
         log.exception("handler failed", extra={"queue": queue})

@@ -29,7 +29,11 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
 
     An app that cannot be built stops the whole server at once, with a non-zero exit: see `load`.
     streaming: long-lived responses and untrusted clients, served by common.http_worker's gevent
-    worker instead of threads (`threads` is then unused)."""
+    worker instead of threads (`threads` is then unused).
+
+    With `reload` (DEV_RELOAD), gunicorn starts new workers when a file changes. They are forked from
+    this process, so app_factory must import the service's code itself, in the worker: what this process
+    imported before the change (settings, logging, this module) is what a new worker would run."""
     from gunicorn.app.base import BaseApplication
     from gunicorn.errors import AppImportError
 

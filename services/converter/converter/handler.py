@@ -1,7 +1,9 @@
 """One video message: fetch the video, convert it, store the MP3, finish the job, announce it.
 
 Idempotent: a redelivered message for a finished job only announces the existing MP3 again, and
-an MP3 left by an attempt that died is removed before the next attempt stores its own.
+an MP3 left by an attempt that died is removed before the next attempt stores its own. MongoDB
+down for longer than a few retries is an outage, not a bad file: the message is handed back and
+the job converted once storage answers again (each attempt counts towards MAX_ATTEMPTS).
 
 Deletion wins: when the job is deleted (by its owner, or by retention) before or during its
 conversion, ffmpeg is stopped at its next progress report, no MP3 stays stored (one that a
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from gridfs.errors import NoFile
 from pymongo.database import Database
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from common import metrics, storage, telemetry
@@ -75,6 +77,9 @@ class Converter:
             return self._fail(job, str(error))
         except NoFile:
             return self._fail(job, "The uploaded video is no longer in storage.")
+        except ConnectionFailure as error:
+            log.warning("storage unavailable; handing the message back", extra={"job_id": job_id})
+            return Outcome.requeue(f"storage unavailable: {error.__class__.__name__}")
         except PyMongoError as error:
             return self._fail(job, f"Storage failed while converting: {error.__class__.__name__}.")
 

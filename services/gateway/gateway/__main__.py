@@ -10,6 +10,7 @@ from common.settings import GatewaySettings, load
 
 
 def build(settings: GatewaySettings):
+    # Imported here, in the worker, so that a reload (DEV_RELOAD) serves the code as it is now.
     from common import storage
     from common.broker import Publisher
     from common.jobs import Jobs

@@ -1,0 +1,99 @@
+"""`docker compose -f compose.yaml -f compose.dev.yaml up --build --watch` on a throwaway copy of the tree,
+as `scripts/up` runs it: the tests edit files in the copy and watch the running stack follow. A project
+of its own, removed with its volumes."""
+
+import os
+import re
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.compose.engine import compose_command
+from tests.compose.stack import compose_sees_only, copy_tree, read_env, wait_ready, write_stack_env
+from tests.containers import unavailable
+from tests.servers import Client
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def tree(tmp_path_factory) -> Path:
+    return copy_tree(tmp_path_factory.mktemp("watch") / "mp3converter")
+
+
+@pytest.fixture(scope="session")
+def watch_env(tree) -> dict:
+    # A consumer told to stop may finish its message within SHUTDOWN_GRACE_SECONDS; a short grace makes
+    # the restarted converter hand its message back, which is what the watch test is about.
+    return read_env(write_stack_env(tree / ".env", SHUTDOWN_GRACE_SECONDS="1"))
+
+
+@pytest.fixture(scope="session")
+def watch_compose(tree, watch_env, container_images):
+    """Run `docker compose SUBCOMMAND` on the watch project; returns its standard output."""
+    files = ["-f", str(tree / "compose.yaml"), "-f", str(tree / "compose.dev.yaml")]
+    prefix = [*compose_sees_only(watch_env), *shlex.split(compose_command()), *files,
+              "--project-directory", str(tree), "-p", f"mp3converter-watch-{os.getpid()}"]
+
+    def run(subcommand: str, timeout: float = 600) -> str:
+        result = subprocess.run([*prefix, *shlex.split(subcommand)], capture_output=True, text=True,
+                                timeout=timeout, cwd=tree)
+        assert result.returncode == 0, f"compose {subcommand}: {result.stderr}"
+        return result.stdout
+
+    run.prefix = prefix
+    return run
+
+
+@pytest.fixture(scope="session")
+def sync_user():
+    """Docker engines before 28 (moby/moby#34143) look the container's user up in the host's passwd
+    database when compose watch copies files in as that user, and fail without an entry
+    ("getent unable to find entry"). On such a host the images' uid gets a system user of its own."""
+    uid = re.search(r"^USER (\d+)", (ROOT / "services/gateway/Dockerfile").read_text(), re.MULTILINE)[1]
+    if subprocess.run(["getent", "passwd", uid], capture_output=True).returncode == 0:
+        return uid
+    version = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    if int(version.split(".")[0]) >= 28:
+        return uid
+    if os.geteuid() != 0:
+        unavailable(f"Docker {version} syncs only into a container whose uid {uid} has a host user; add one")
+    if subprocess.run(["getent", "group", uid], capture_output=True).returncode != 0:
+        subprocess.run(["groupadd", "--system", "--gid", uid, "mp3converter-app"], check=True)
+    subprocess.run(["useradd", "--system", "--uid", uid, "--gid", uid, "--no-create-home", "--shell",
+                    "/usr/sbin/nologin", "mp3converter-app"], check=True)
+    return uid
+
+
+@pytest.fixture(scope="session")
+def watching(tree, watch_env, watch_compose, sync_user, tmp_path_factory):
+    """The stack under `up --build --watch`, ready; its output in a log file (yields the gateway URL)."""
+    log_path = tmp_path_factory.mktemp("watch-log") / "up.log"
+    with log_path.open("w") as log:
+        up = subprocess.Popen([*watch_compose.prefix, "up", "--build", "--watch"], cwd=tree, stdout=log,
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{watch_env['GATEWAY_PORT']}"
+    try:
+        wait_ready(url, timeout=900)
+        time.sleep(2)  # the watcher starts once the services run
+        yield url
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- compose up --watch:\n{log_path.read_text()[-5000:]}") from None
+    finally:
+        up.terminate()
+        try:
+            up.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            up.kill()
+        watch_compose("down --volumes --remove-orphans --timeout 30")
+
+
+@pytest.fixture(scope="session")
+def watch_client(watching, watch_env) -> Client:
+    client = Client(watching)
+    assert client.login(watch_env["ADMIN_EMAIL"], watch_env["ADMIN_PASSWORD"]).status_code == 200
+    return client
