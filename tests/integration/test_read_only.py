@@ -20,8 +20,24 @@ from tests.servers import free_port, ready_run_local
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-READ_ONLY_ROOT = ("unshare", "--mount", "--propagation", "private", "sh", "-c",
-                  'mount --bind / / && mount -o remount,bind,ro / && mount -t tmpfs tmpfs /tmp && exec "$@"', "sh")
+# The checkout (code and .venv) stays visible, read-only, even where it lives under /tmp: it is parked on
+# a bind mount in /dev/shm while the fresh tmpfs covers /tmp, then bound back to its own path.
+_READ_ONLY_ROOT_SCRIPT = """
+set -e
+mount --bind / / && mount -o remount,bind,ro /
+case "$CHECKOUT/" in
+  /tmp/*)
+    parked=$(mktemp -d /dev/shm/read-only-checkout.XXXXXX)
+    mount --bind "$CHECKOUT" "$parked"
+    mount -t tmpfs tmpfs /tmp
+    mkdir -p "$CHECKOUT" && mount --bind "$parked" "$CHECKOUT" && mount -o remount,bind,ro "$CHECKOUT"
+    umount "$parked" && rmdir "$parked" ;;
+  *) mount -t tmpfs tmpfs /tmp ;;
+esac
+exec "$@"
+"""
+READ_ONLY_ROOT = ("env", f"CHECKOUT={ROOT}", "unshare", "--mount", "--propagation", "private",
+                  "sh", "-c", _READ_ONLY_ROOT_SCRIPT, "sh")
 
 
 @pytest.fixture(scope="module")
