@@ -1,7 +1,10 @@
 """The gateway alone, against its public contract (DESIGN.md): mongomock GridFS, a fake broker and a fake auth."""
 
+import contextlib
 import io
 import json
+import os
+import tempfile
 import time
 from datetime import UTC, datetime
 from urllib.parse import unquote
@@ -248,6 +251,95 @@ def test_a_chunked_upload_over_max_upload_mb_is_413_and_nothing_is_stored(client
                            environ_overrides={"wsgi.input_terminated": True})
     assert_json_error(response, 413)
     assert_nothing_stored(memory_db, fake_publisher)
+
+
+class ProbedBody(io.BytesIO):
+    """A request body that runs `probe` once, when the server has read half of it."""
+
+    def __init__(self, data: bytes, probe):
+        super().__init__(data)
+        self._half, self._probe, self.seen = len(data) // 2, probe, None
+
+    def _at(self):
+        if self.seen is None and self.tell() >= self._half:
+            self.seen = self._probe()
+
+    def read(self, size=-1):
+        self._at()
+        return super().read(size)
+
+    def readinto(self, buffer):
+        self._at()
+        return super().readinto(buffer)
+
+
+def open_files_under(folder) -> list[str]:
+    """The files this process holds open in `folder`, deleted ones included (a spool is unlinked at once)."""
+    links = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            links.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return [link for link in links if link.startswith(str(folder))]
+
+
+def multipart_body(data: bytes, name: str = "clip.mp4", tail: bytes = b"\r\n--B--\r\n") -> bytes:
+    return (b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + name.encode() + b"\"\r\n"
+            b"Content-Type: video/mp4\r\n\r\n" + data + tail)
+
+
+def test_an_upload_goes_to_storage_without_a_temp_file(client, memory_db, video, tmp_path, monkeypatch):
+    # Issue 15: werkzeug spooled each upload whole into the temp directory before the route saw it,
+    # so 16 uploads of 1 GiB needed 16 GiB of the container's ephemeral storage.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    data = video + b"\x00" * (MIB - len(video))
+    body = ProbedBody(multipart_body(data), lambda: open_files_under(tmp_path))
+    response = client.post("/upload", input_stream=body, content_length=len(body.getvalue()),
+                           headers={**bearer(ALICE_TOKEN), "Content-Type": "multipart/form-data; boundary=B"})
+    assert response.status_code == 202
+    assert body.seen == []
+    stored = storage.bucket(memory_db, storage.VIDEOS).open_download_stream(ObjectId(response.get_json()["video_fid"]))
+    assert stored.read() == data
+
+
+def test_an_upload_that_breaks_off_is_400_and_nothing_is_stored(client, memory_db, fake_publisher, video):
+    body = multipart_body(video)
+    response = client.post("/upload", input_stream=io.BytesIO(body[: len(body) // 2]), content_length=len(body),
+                           headers={**bearer(ALICE_TOKEN), "Content-Type": "multipart/form-data; boundary=B"})
+    assert_json_error(response, 400)
+    assert response.get_json()["error"] == "client_disconnected"
+    assert_nothing_stored(memory_db, fake_publisher)
+
+
+def test_a_chunked_upload_without_its_closing_boundary_is_400_and_nothing_is_stored(client, memory_db,
+                                                                                   fake_publisher, video):
+    response = client.post("/upload", input_stream=io.BytesIO(multipart_body(video, tail=b"")),
+                           headers={**bearer(ALICE_TOKEN), "Transfer-Encoding": "chunked",
+                                    "Content-Type": "multipart/form-data; boundary=B"},
+                           environ_overrides={"wsgi.input_terminated": True})
+    assert_json_error(response, 400)
+    assert_nothing_stored(memory_db, fake_publisher)
+
+
+def test_a_second_part_after_the_stored_file_is_400_and_removes_it(client, memory_db, fake_publisher, video):
+    second = b'\r\n--B\r\nContent-Disposition: form-data; name="file"; filename="b.mp4"\r\n\r\n' + video
+    response = client.post("/upload", input_stream=io.BytesIO(multipart_body(video, tail=second + b"\r\n--B--\r\n")),
+                           headers={**bearer(ALICE_TOKEN), "Content-Type": "multipart/form-data; boundary=B"})
+    assert_json_error(response, 400)
+    assert response.get_json()["error"] == "one_file_expected"
+    assert_nothing_stored(memory_db, fake_publisher)
+
+
+def test_pieces_that_stop_with_an_error_leave_no_chunk_stored(memory_db):
+    # Past pymongo's 48 MB upload buffer, so that some chunks are already written when the error comes.
+    def pieces():
+        for _ in range(60):
+            yield b"\x01" * MIB
+        raise ConnectionResetError("the client went away")
+
+    with pytest.raises(ConnectionResetError):
+        storage.bucket(memory_db, storage.VIDEOS).upload_from_chunks("clip.mp4", pieces(), metadata={})
+    assert memory_db["videos.files"].count_documents({}) == 0
+    assert memory_db["videos.chunks"].count_documents({}) == 0
 
 
 def test_a_file_of_exactly_max_upload_mb_is_accepted(client, video):

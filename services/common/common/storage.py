@@ -2,6 +2,7 @@
 
 import contextlib
 import threading
+from collections.abc import Iterable
 
 import gridfs
 from bson import ObjectId
@@ -9,12 +10,16 @@ from bson.errors import InvalidId
 from gridfs.errors import NoFile
 from pymongo import MongoClient
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
 
 from common.telemetry import instrument_libraries, span
 
 VIDEOS = "videos"
 MP3S = "mp3s"
 MEMORY = "memory"
+# GridFS's default of 255 KiB makes a 1 GB video about 4,000 documents; 4 MiB pieces are 250, each
+# one insert, one index entry and one round trip fewer (well under MongoDB's 16 MiB document limit).
+CHUNK_BYTES = {VIDEOS: 4 * 1024 * 1024}
 
 _memory_lock = threading.Lock()
 _memory_client = None
@@ -49,12 +54,27 @@ class Bucket(gridfs.GridFSBucket):
     """A GridFS bucket whose uploads are spans of the current trace."""
 
     def __init__(self, db: Database, name: str):
-        super().__init__(db, name)
+        super().__init__(db, name, **({"chunk_size_bytes": CHUNK_BYTES[name]} if name in CHUNK_BYTES else {}))
         self.name = name
 
     def upload_from_stream(self, filename, source, *args, **kwargs):
         with span(f"GridFS upload {self.name}"):
             return super().upload_from_stream(filename, source, *args, **kwargs)
+
+    def upload_from_chunks(self, filename: str, chunks: Iterable[bytes], metadata: dict):
+        """Store the pieces as one file, as they come. When they stop with an exception, whatever was
+        already written is removed (pymongo's own upload_from_stream leaves those chunks behind)."""
+        with span(f"GridFS upload {self.name}"):
+            stored = self.open_upload_stream(filename, metadata=metadata)
+            try:
+                for chunk in chunks:
+                    stored.write(chunk)
+                stored.close()
+            except BaseException:
+                with contextlib.suppress(PyMongoError):
+                    stored.abort()
+                raise
+            return stored._id
 
 
 def bucket(db: Database, name: str) -> gridfs.GridFSBucket:

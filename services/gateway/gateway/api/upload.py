@@ -1,17 +1,19 @@
 """POST /upload: a video in, a queued job out; nothing half-done stays behind when a step fails."""
 
 import contextlib
+import itertools
 import logging
-import os
 
 from flask import Blueprint, g, jsonify, request
 from pymongo.errors import PyMongoError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from common import metrics, telemetry
 from common.broker import PublishError
 from common.http import error_response
 from gateway.access import login_required
 from gateway.context import gateway
+from gateway.multipart import FilePart, NotOneFile
 from gateway.uploads import MIB, SNIFF_BYTES, clean_filename, video_type
 
 log = logging.getLogger(__name__)
@@ -22,27 +24,31 @@ blueprint = Blueprint("upload", __name__)
 @blueprint.post("/upload")
 @login_required
 def upload():
+    """The body goes straight into GridFS as it arrives (no temp file): the first bytes are sniffed
+    before anything is stored, and a body that breaks off, grows too large or holds another part
+    after the file leaves nothing stored. Only then is the job recorded and its message published."""
     gw = gateway()
     max_mb = gw.settings.max_upload_mb
-    files = request.files.getlist("file")
-    if len(request.files) != 1 or len(files) != 1 or request.form:
-        return error_response(400, "one_file_expected",
-                              "Send exactly one file, in the multipart field 'file', and no other field.")
-    upload = files[0]
-    head = upload.stream.read(SNIFF_BYTES)
+    try:
+        part = FilePart(request.stream, request.content_type)
+        data = part.chunks()
+        head = _head(data)
+    except NotOneFile:
+        return _not_one_file()
     if not head:
         return error_response(400, "empty_file", "The file is empty.")
-    content_type = video_type(head)
+    content_type = video_type(head[:SNIFF_BYTES])
     if content_type is None:
         return error_response(415, "not_a_video", "Upload a video file (mp4, mkv, mov, webm, avi, ...).")
-    size = upload.stream.seek(0, os.SEEK_END)
-    if size > max_mb * MIB:
-        return error_response(413, "too_large", f"The file is larger than {max_mb} MiB.")
-    upload.stream.seek(0)
-    filename = clean_filename(upload.filename)
-    video_fid = gw.videos.upload_from_stream(
-        filename, upload.stream, metadata={"owner": g.owner, "content_type": content_type}
-    )
+    filename = clean_filename(part.filename)
+    sized = _Limited(max_mb * MIB, itertools.chain([head], data))
+    try:
+        video_fid = gw.videos.upload_from_chunks(
+            filename, sized, metadata={"owner": g.owner, "content_type": content_type}
+        )
+    except NotOneFile:
+        return _not_one_file()
+    size = sized.total
     try:
         job = gw.jobs.create(g.owner, filename, video_fid)
     except PyMongoError:
@@ -63,3 +69,32 @@ def upload():
     telemetry.annotate(job_id=message["job_id"])
     log.info("upload queued", extra={"job_id": message["job_id"], "owner": g.owner, "upload_name": filename})
     return jsonify(job_id=message["job_id"], video_fid=message["video_fid"], status=job["status"]), 202
+
+
+def _not_one_file():
+    return error_response(400, "one_file_expected",
+                          "Send exactly one file, in the multipart field 'file', and no other field.")
+
+
+def _head(data) -> bytes:
+    """At least SNIFF_BYTES of the file (all of it when shorter)."""
+    head = b""
+    for chunk in data:
+        head += chunk
+        if len(head) >= SNIFF_BYTES:
+            break
+    return head
+
+
+class _Limited:
+    """The chunks, counted; RequestEntityTooLarge as soon as they add up to more than `limit` bytes."""
+
+    def __init__(self, limit: int, chunks):
+        self.limit, self.total, self._chunks = limit, 0, chunks
+
+    def __iter__(self):
+        for chunk in self._chunks:
+            self.total += len(chunk)
+            if self.total > self.limit:
+                raise RequestEntityTooLarge()
+            yield chunk
