@@ -93,5 +93,55 @@ class BigVideo:
         return self.path
 
 
+@dataclass(frozen=True)
+class RealisticVideo:
+    """A video at a phone's or a camera's bit rate: `seconds` long, H.264 at `megabits` Mbit/s
+    (constant: the picture is noisy so that the encoder spends every bit), AAC audio, with the MP4
+    index (moov) at the front (faststart) or at the end, as most cameras write it.
+
+    A `segment` of picture is encoded once and repeated by stream copy; the audio is encoded whole,
+    as the conversion decodes all of it.
+    """
+
+    label: str
+    seconds: int
+    size: str
+    megabits: float
+    faststart: bool
+    segment: int = 10
+
+    @property
+    def path(self) -> Path:
+        index = "faststart" if self.faststart else "moov-at-end"
+        return INPUTS / f"camera-{self.seconds}s-{self.size}-{self.megabits:g}mbit-{index}.mp4"
+
+    def ensure(self) -> Path:
+        if self.path.exists():
+            return self.path
+        INPUTS.mkdir(parents=True, exist_ok=True)
+        ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+        _say(f"generating {self.label} ({self.path.name})")
+        started = time.monotonic()
+        rate = f"{self.megabits:g}M"
+        segment = INPUTS / f"partial-segment-{self.path.stem}.mp4"
+        subprocess.run([
+            ffmpeg, "-v", "error", "-y",
+            "-f", "lavfi", "-i", f"testsrc2=size={self.size}:rate=25:duration={self.segment},noise=alls=30:allf=t+u",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+            "-b:v", rate, "-minrate", rate, "-maxrate", rate, "-bufsize", rate, "-x264-params", "nal-hrd=cbr",
+            str(segment)], check=True)
+        partial = self.path.with_name("partial-" + self.path.name)
+        subprocess.run([
+            ffmpeg, "-v", "error", "-y",
+            "-stream_loop", str(math.ceil(self.seconds / self.segment) - 1), "-i", str(segment),
+            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={self.seconds}",
+            "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-t", str(self.seconds),
+            *(["-movflags", "+faststart"] if self.faststart else []), str(partial)], check=True)
+        segment.unlink()
+        partial.rename(self.path)
+        _say(f"  {self.path.stat().st_size / MB:.0f} MB in {time.monotonic() - started:.0f} s")
+        return self.path
+
+
 def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)

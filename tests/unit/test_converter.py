@@ -2,6 +2,7 @@
 
 import json
 import threading
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -14,7 +15,9 @@ from common.consumer import Delivery, outcome_of
 from common.jobs import Jobs
 from common.removal import Removal
 from common.settings import ConverterSettings, load
-from converter.ffmpeg import Cancelled, convert
+from converter import containers
+from converter import handler as converter_handler
+from converter.ffmpeg import Cancelled, ConversionFailed, convert
 from converter.handler import Converter
 from devstack.media import audio_seconds, make_video
 
@@ -62,6 +65,80 @@ def test_a_video_becomes_one_mp3_as_long_as_its_audio(converter, memory_db, samp
     mp3.write_bytes(storage.bucket(memory_db, storage.MP3S).open_download_stream(done["mp3_fid"]).read())
     assert audio_seconds(mp3) == pytest.approx(audio_seconds(samples[name]), abs=0.15)
     assert [f["filename"] for f in mp3_files(memory_db)] == [samples[name].stem + ".mp3"]
+
+
+@pytest.mark.parametrize(("name", "streamed"), [
+    ("faststart.mp4", True), ("video.mkv", True), ("video.mov", True), ("plain.mp4", False),
+])
+def test_a_video_that_reads_front_to_back_is_piped_to_ffmpeg_and_any_other_goes_through_a_file(
+        converter, memory_db, samples, monkeypatch, name, streamed):
+    _job, message = queue_upload(memory_db, samples[name])
+    sources = []
+    real = converter_handler.convert
+    monkeypatch.setattr(converter_handler, "convert",
+                        lambda source, *args, **kwargs: (sources.append(source), real(source, *args, **kwargs))[1])
+
+    assert deliver(converter, message).action is Action.ACK
+    assert isinstance(sources[0], Path) is not streamed
+
+
+@pytest.mark.parametrize(("name", "streamable"), [
+    ("faststart.mp4", True), ("video.mkv", True), ("video.mov", True), ("plain.mp4", False),
+    ("truncated.mp4", True), ("text.mp4", False), ("empty.mp4", False),
+])
+def test_only_matroska_and_an_mp4_with_its_index_first_count_as_streamable(samples, name, streamable):
+    with samples[name].open("rb") as video:
+        assert containers.streamable(video) is streamable
+        assert video.tell() == 0
+
+
+def test_an_mp4_with_its_index_at_the_end_read_from_a_pipe_never_counts_as_converted(samples, tmp_path):
+    # The trap that keeps such files on the temp-file path: from a pipe ffmpeg cannot reach the index.
+    with samples["plain.mp4"].open("rb") as source, pytest.raises(ConversionFailed):
+        convert(source, tmp_path / "out.mp3", cancel=threading.Event(), timeout=60)
+
+
+def test_a_truncated_video_read_from_a_pipe_fails_as_truncated(converter, memory_db, samples):
+    job, message = queue_upload(memory_db, samples["truncated.mp4"])
+    assert deliver(converter, message).action is Action.REJECT
+    assert "truncated" in Jobs(memory_db).get(job["_id"])["error"]
+
+
+class BreaksOff:
+    """A GridFS download that fails after two reads, as when MongoDB goes away mid-stream."""
+
+    def __init__(self, real):
+        self.real, self.reads = real, 0
+
+    def read(self, size=-1):
+        self.reads += 1
+        if self.reads > 2:
+            raise AutoReconnect("mongodb went away")
+        return self.real.read(size)
+
+    def seek(self, *args):
+        return self.real.seek(*args)
+
+    def close(self):
+        self.real.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def test_storage_lost_while_piping_stops_ffmpeg_and_hands_the_message_back(converter, memory_db, long_video,
+                                                                            monkeypatch):
+    job, message = queue_upload(memory_db, long_video)
+    real_open = converter._videos.open_download_stream
+    monkeypatch.setattr(containers, "streamable", lambda video: True)
+    monkeypatch.setattr(converter._videos, "open_download_stream", lambda fid: BreaksOff(real_open(fid)))
+
+    assert deliver(converter, message).action is Action.REQUEUE
+    assert Jobs(memory_db).get(job["_id"])["status"] == "converting"
+    assert mp3_files(memory_db) == []
 
 
 @pytest.mark.parametrize(("name", "reason"), [

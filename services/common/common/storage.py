@@ -46,6 +46,9 @@ def _memory_mongo():
                     "point MONGODB_URI at a MongoDB server."
                 ) from None
             mongomock.gridfs.enable_gridfs_integration()
+            from common import memory_indexes
+
+            memory_indexes.install()
             _memory_client = mongomock.MongoClient(tz_aware=True)
         return _memory_client
 

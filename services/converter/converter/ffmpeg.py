@@ -1,18 +1,23 @@
 """Audio extraction with the ffmpeg binary that imageio-ffmpeg ships, reporting progress.
 
-One ffmpeg process per file: it reads the video from a seekable temp file (ffmpeg cannot read a
-non-faststart MP4 from a pipe), drops every stream but the first audio one, and writes an MP3.
+One ffmpeg process per file: it reads the video from a seekable temp file, or from its standard
+input when the caller hands it a stream (only for containers that can be read front to back: see
+converter.containers; ffmpeg reading a non-faststart MP4 from a pipe exits 0 with an empty result),
+drops every stream but the first audio one, and writes an MP3.
 The result is checked against the source before it counts: a truncated video decodes "fine"
 into a short MP3, so the MP3 must last as long as the source says it does.
 """
 
+import contextlib
 import re
+import shutil
 import subprocess
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import imageio_ffmpeg
 
@@ -24,6 +29,10 @@ MP3_OPTIONS = ("-map", "0:a:0", "-vn", "-sn", "-dn", "-c:a", "libmp3lame", "-q:a
 # an audio track that stops a moment before the picture.
 DURATION_TOLERANCE_SECONDS = 1.0
 DURATION_TOLERANCE_RATIO = 0.02
+
+# How much of a streamed source is handed to ffmpeg's standard input at a time.
+FEED_BYTES = 1024 * 1024
+STDIN = "pipe:0"
 
 _DURATION = re.compile(rb"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 
@@ -46,7 +55,7 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def command(source: Path, target: Path) -> list[str]:
+def command(source: Path | str, target: Path) -> list[str]:
     return [ffmpeg_exe(), "-nostdin", "-hide_banner", "-y", "-i", str(source), *MP3_OPTIONS,
             "-progress", "pipe:1", "-stats_period", "0.5", "-nostats", str(target)]
 
@@ -60,17 +69,26 @@ def source_duration(stderr: bytes) -> float | None:
 
 
 @traced("ffmpeg")
-def convert(source: Path, target: Path, *, cancel: threading.Event, timeout: float,
+def convert(source: Path | BinaryIO, target: Path, *, cancel: threading.Event, timeout: float,
             on_progress: Callable[[int], None] = lambda percent: None) -> Conversion:
+    """source: a file, or a stream that ffmpeg reads through its standard input. An error while
+    reading the stream stops ffmpeg and is raised as it is."""
+    streamed = not isinstance(source, Path)
     stderr_path = target.with_suffix(".log")
     with stderr_path.open("w+b") as stderr:
-        process = subprocess.Popen(command(source, target), stdout=subprocess.PIPE, stderr=stderr)
+        process = subprocess.Popen(command(STDIN if streamed else source, target), stdout=subprocess.PIPE,
+                                   stderr=stderr, stdin=subprocess.PIPE if streamed else subprocess.DEVNULL)
+        feeding = _feed(process, source) if streamed else None
         stopped = _watch(process, cancel, time.monotonic() + timeout)
         out_seconds = _follow_progress(process, stderr, on_progress)
         process.wait()
         stderr.seek(0)
         log = stderr.read()
     stderr_path.unlink(missing_ok=True)
+    if feeding is not None:
+        feeding.join()
+        if feeding.error is not None:
+            raise feeding.error
     if stopped.is_set():
         if cancel.is_set():
             raise Cancelled("the conversion was stopped")
@@ -78,6 +96,32 @@ def convert(source: Path, target: Path, *, cancel: threading.Event, timeout: flo
     if process.returncode != 0:
         raise ConversionFailed(explain(log))
     return checked(Conversion(source_duration(log), out_seconds), target)
+
+
+class _Feeder(threading.Thread):
+    """Copies the source into ffmpeg's standard input; on a read error it stops ffmpeg and keeps the error."""
+
+    def __init__(self, process: subprocess.Popen, source: BinaryIO):
+        super().__init__(name="ffmpeg-feed", daemon=True)
+        self.process, self.source, self.error = process, source, None
+
+    def run(self):
+        try:
+            shutil.copyfileobj(self.source, self.process.stdin, FEED_BYTES)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # ffmpeg stopped reading: it failed or was stopped, which its exit status tells
+        except BaseException as error:  # handed to the caller, which raises it
+            self.error = error
+            self.process.kill()
+        finally:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+
+
+def _feed(process: subprocess.Popen, source: BinaryIO) -> _Feeder:
+    feeder = _Feeder(process, source)
+    feeder.start()
+    return feeder
 
 
 def _watch(process: subprocess.Popen, cancel: threading.Event, deadline: float) -> threading.Event:

@@ -10,10 +10,14 @@ conversion, ffmpeg is stopped at its next progress report, no MP3 stays stored (
 conversion stored in the race is removed), and the message is acked: nothing is left to do, so it
 is neither handed back nor dead-lettered.
 
+The video reaches ffmpeg straight from GridFS through a pipe when its container can be read front
+to back (converter.containers), and through a temp file otherwise.
+
 Storage does not grow: unless KEEP_VIDEOS is true, the video is removed once its job is final (the
 MP3 stored and recorded, or the job failed).
 """
 
+import contextlib
 import logging
 import tempfile
 import threading
@@ -31,6 +35,7 @@ from common.consumer import Delivery
 from common.jobs import FINAL, JobGone, Jobs, Status, mp3_name
 from common.removal import Removal
 from common.settings import ConverterSettings
+from converter import containers
 from converter.ffmpeg import Cancelled, ConversionFailed, convert
 
 log = logging.getLogger(__name__)
@@ -91,10 +96,10 @@ class Converter:
             if not self._jobs.set_progress(job_id, percent):
                 cancel.set()  # deleted (or settled elsewhere): stop ffmpeg now
 
-        with tempfile.TemporaryDirectory(prefix="converter-") as work:
-            video, mp3 = Path(work) / "video", Path(work) / "audio.mp3"
-            self._fetch(job["video_fid"], video, cancel)
-            result = convert(video, mp3, cancel=cancel, timeout=self._settings.convert_timeout_seconds,
+        with tempfile.TemporaryDirectory(prefix="converter-") as work, contextlib.ExitStack() as opened:
+            mp3 = Path(work) / "audio.mp3"
+            source = self._source(job["video_fid"], Path(work) / "video", cancel, opened)
+            result = convert(source, mp3, cancel=cancel, timeout=self._settings.convert_timeout_seconds,
                              on_progress=on_progress)
             self._remove_leftovers(job_id)
             mp3_fid = self._store(mp3, job)
@@ -106,6 +111,15 @@ class Converter:
                                      "seconds": round(result.mp3_seconds, 2)})
         self._drop_video(job)
         return Outcome.ack(self._announcement({**job, "mp3_fid": mp3_fid}))
+
+    def _source(self, video_fid, target: Path, cancel: threading.Event, opened: contextlib.ExitStack):
+        """What ffmpeg reads: the open GridFS file itself when it can be streamed, else a temp copy."""
+        video = storage_retry(self._videos.open_download_stream)(video_fid)
+        if containers.streamable(video):
+            return opened.enter_context(video)
+        video.close()
+        self._fetch(video_fid, target, cancel)
+        return target
 
     @storage_retry
     @telemetry.traced("GridFS fetch videos")
