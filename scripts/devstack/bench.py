@@ -5,6 +5,7 @@
   3. memory      the gateway's and the converter's peak memory, small against large input
   4. throughput  N short videos with 1 and with 2 converter workers
   5. streams     50 open event streams on one gateway process: logins and uploads, CPU, release
+  6. camera      upload -> done of camera-sized videos (75 MB, 466 MB) against raw ffmpeg; the 10th upload
 
 Each comparison is made side by side in the same run and reported as a ratio against its target.
 The table is printed; the figures are saved as .bench/results-<time>.json (and .bench/latest.json,
@@ -26,8 +27,8 @@ from pathlib import Path
 
 from devstack.bench_util import BENCH_DIR, Row, markdown_table, median, seconds, table
 
-BENCHMARKS = ("conversion", "pipeline", "memory", "throughput", "streams")
-NEEDS_SERVERS = ("pipeline", "throughput", "streams")
+BENCHMARKS = ("conversion", "pipeline", "memory", "throughput", "streams", "camera")
+NEEDS_SERVERS = ("pipeline", "throughput", "streams", "camera")
 NOISY_CORES = 0.15
 
 
@@ -100,6 +101,9 @@ def parse(argv) -> argparse.Namespace:
                         help="shorter inputs, fewer repetitions: about a minute and a half instead of six")
     parser.add_argument("--only", action="append", choices=BENCHMARKS, metavar="NAME",
                         help=f"run only this benchmark ({'|'.join(BENCHMARKS)}); may be repeated")
+    parser.add_argument("--mongodb", metavar="URI",
+                        help="camera benchmark only: store in the MongoDB server at URI instead of the in-process "
+                             "mongomock (e.g. the compose stack's; the table names which was used)")
     return parser.parse_args(argv)
 
 
@@ -119,6 +123,10 @@ def run_one(name: str, quick: bool) -> tuple[list[Row], dict]:
 
 def main(argv=None) -> int:
     args = parse(argv)
+    if args.mongodb:
+        from devstack.bench_camera import MONGODB_ENV
+
+        os.environ[MONGODB_ENV] = args.mongodb
     selected = [name for name in BENCHMARKS if not args.only or name in args.only]
     started = datetime.now(UTC)
     info = machine()

@@ -51,8 +51,10 @@ def parts(start: float, seen: float, events: dict[str, float]) -> dict[str, floa
     return split
 
 
-def one_run(client: Client, env: dict, path: Path, poll_seconds: float | None = None) -> dict[str, float]:
-    """One upload -> done; poll_seconds=None: told by the Probe, else by polling GET /jobs/<id>."""
+def one_run(client: Client, env: dict, path: Path, poll_seconds: float | None = None,
+            keep_files: bool = False) -> dict[str, float]:
+    """One upload -> done; poll_seconds=None: told by the Probe, else by polling GET /jobs/<id>.
+    Its files are deleted afterwards unless keep_files."""
     with Stopwatch() as watch:
         start = time.perf_counter()
         job_id = client.upload(path)
@@ -64,7 +66,8 @@ def one_run(client: Client, env: dict, path: Path, poll_seconds: float | None = 
             job, seen = client.wait_final(job_id, poll_seconds)
     if job["status"] != "done":
         raise RuntimeError(f"benchmark job failed: {job['error']}")
-    delete_files(env, job_id)
+    if not keep_files:
+        delete_files(env, job_id)
     return {**parts(start, seen, probe().wait(job_id)), "upload request": answered - start,
             "cpu": watch.cpu, "other_cores": watch.others}
 

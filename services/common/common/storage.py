@@ -70,14 +70,31 @@ class Bucket(gridfs.GridFSBucket):
         with span(f"GridFS upload {self.name}"):
             stored = self.open_upload_stream(filename, metadata=metadata)
             try:
-                for chunk in chunks:
-                    stored.write(chunk)
+                for piece in _whole_chunks(chunks, stored.chunk_size):
+                    stored.write(piece)
                 stored.close()
             except BaseException:
                 with contextlib.suppress(PyMongoError):
                     stored.abort()
                 raise
             return stored._id
+
+
+def _whole_chunks(pieces: Iterable[bytes], size: int) -> Iterable[bytes]:
+    """The same bytes in pieces of exactly `size` (the last one shorter). GridIn stores a piece of its
+    chunk size as it is; smaller ones it first collects in a buffer it grows and copies each time."""
+    pending, held = [], 0
+    for piece in pieces:
+        pending.append(piece)
+        held += len(piece)
+        if held >= size:
+            joined = b"".join(pending)
+            whole = held - held % size
+            for start in range(0, whole, size):
+                yield joined[start:start + size]  # the whole of `joined` is no copy
+            pending, held = ([joined[whole:]] if held > whole else []), held - whole
+    if held:
+        yield b"".join(pending)
 
 
 def bucket(db: Database, name: str) -> gridfs.GridFSBucket:
