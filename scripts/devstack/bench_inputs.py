@@ -54,9 +54,11 @@ NOISE_SEGMENT_SECONDS = 1
 
 @dataclass(frozen=True)
 class BigVideo:
-    """A valid MP4 of about `megabytes` MB: one noisy segment, repeated by stream copy."""
+    """A valid MP4 of about `megabytes` MB: one noisy segment, repeated by stream copy. Its index
+    (moov) is at the end unless `faststart`: the converter pipes a faststart one into ffmpeg."""
 
     megabytes: int
+    faststart: bool = False
 
     @property
     def label(self) -> str:
@@ -64,10 +66,17 @@ class BigVideo:
 
     @property
     def path(self) -> Path:
-        return INPUTS / f"noise-{self.megabytes}MB.mp4"
+        return INPUTS / f"noise-{self.megabytes}MB{'-faststart' if self.faststart else ''}.mp4"
 
     def ensure(self) -> Path:
         if self.path.exists():
+            return self.path
+        if self.faststart:
+            plain = BigVideo(self.megabytes).ensure()
+            partial = self.path.with_name("partial-" + self.path.name)
+            subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-i", str(plain), "-c", "copy",
+                            "-movflags", "+faststart", str(partial)], check=True)
+            partial.rename(self.path)
             return self.path
         INPUTS.mkdir(parents=True, exist_ok=True)
         ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()

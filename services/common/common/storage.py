@@ -5,6 +5,7 @@ import threading
 from collections.abc import Iterable
 
 import gridfs
+import gridfs.synchronous.grid_file as grid_file
 from bson import ObjectId
 from bson.errors import InvalidId
 from gridfs.errors import NoFile
@@ -20,6 +21,12 @@ MEMORY = "memory"
 # GridFS's default of 255 KiB makes a 1 GB video about 4,000 documents; 4 MiB pieces are 250, each
 # one insert, one index entry and one round trip fewer (well under MongoDB's 16 MiB document limit).
 CHUNK_BYTES = {VIDEOS: 4 * 1024 * 1024}
+# pymongo collects up to 48 MB of chunks of an upload before it writes them (one insert_many): with
+# uploads streamed in as they arrive, that is 48 MB of memory per upload in progress, and ten of them
+# exceed the gateway's 512 MiB limit. Writing every two video chunks bounds it; a server takes 8 MiB
+# in one message as easily. (A private constant of the pinned pymongo: test_storage checks it works.)
+UPLOAD_BUFFER_BYTES = 2 * CHUNK_BYTES[VIDEOS]
+grid_file._UPLOAD_BUFFER_SIZE = UPLOAD_BUFFER_BYTES
 
 _memory_lock = threading.Lock()
 _memory_client = None
