@@ -31,7 +31,7 @@ def converter(memory_db):
 
 @pytest.fixture(autouse=True)
 def no_retry_wait(monkeypatch):
-    for step in (Converter._fetch, Converter._store, Converter._remove_leftovers):
+    for step in (Converter._fetch, Converter._open_streamable, Converter._store, Converter._remove_leftovers):
         monkeypatch.setattr(step.retry, "wait", wait_none())
 
 

@@ -114,12 +114,22 @@ class Converter:
 
     def _source(self, video_fid, target: Path, cancel: threading.Event, opened: contextlib.ExitStack):
         """What ffmpeg reads: the open GridFS file itself when it can be streamed, else a temp copy."""
-        video = storage_retry(self._videos.open_download_stream)(video_fid)
-        if containers.streamable(video):
+        video = self._open_streamable(video_fid)
+        if video is not None:
             return opened.enter_context(video)
-        video.close()
         self._fetch(video_fid, target, cancel)
         return target
+
+    @storage_retry
+    @telemetry.traced("GridFS open videos")
+    def _open_streamable(self, video_fid):
+        """The stored video, open, when ffmpeg can read it front to back (its bytes are then read
+        during the ffmpeg span); None when it needs a seekable copy."""
+        video = self._videos.open_download_stream(video_fid)
+        if containers.streamable(video):
+            return video
+        video.close()
+        return None
 
     @storage_retry
     @telemetry.traced("GridFS fetch videos")
