@@ -4,6 +4,7 @@ scan, without scanning the collection on every write."""
 import mongomock
 import mongomock.collection
 import pytest
+from bson.errors import InvalidDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from common import memory_indexes, storage
@@ -67,3 +68,12 @@ def test_storing_a_file_does_not_scan_the_chunks_already_stored(monkeypatch):
     videos.upload_from_stream("second.mp4", b"\x00" * (8 * storage.CHUNK_BYTES[storage.VIDEOS]))
     # GridFS itself looks once for an existing chunk (to create its indexes); no scan per chunk.
     assert scans.count("videos.chunks") <= 1
+
+
+def test_a_document_that_is_not_valid_bson_is_still_refused(monkeypatch):
+    monkeypatch.setattr(mongomock.collection, "BSON", memory_indexes._BytesBlindBSON)
+    collection = mongomock.MongoClient()["test"]["videos.chunks"]
+    collection.insert_one({"files_id": 1, "n": 0, "data": b"\x00" * 1024})
+    with pytest.raises(InvalidDocument):
+        collection.insert_one({"files_id": 1, "n": 1, "data": b"x", "bad": object()})
+    assert collection.find_one({"n": 0})["data"] == b"\x00" * 1024
