@@ -18,7 +18,10 @@ from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData, Preamble, State
 
 FIELD = "file"
-READ_BYTES = 256 * 1024
+# werkzeug's own read size: each read is copied a few times on its way through the decoder, and pieces
+# this small stay in the CPU's cache (decoding 466 MB took 0.12-0.14 s in 64 KiB reads, 0.22-0.41 s in
+# 256 KiB ones, 1.2 s in 4 MiB ones).
+READ_BYTES = 64 * 1024
 # What the decoder may hold unparsed: one read plus what it keeps back in case a boundary straddles
 # two reads. It also bounds a part's headers, which must fit in it.
 MAX_BUFFER = 2 * READ_BYTES
