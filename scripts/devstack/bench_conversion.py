@@ -113,10 +113,11 @@ class StepWithStorage:
             raise RuntimeError(f"the converter did not convert the benchmark video: {outcome.reason}")
 
     def clean(self, job: dict) -> None:
+        from common import storage
+
         done = self.jobs.get(job["_id"])
-        self.videos.delete(job["video_fid"])
-        if done and done.get("mp3_fid"):
-            self.mp3s.delete(done["mp3_fid"])
+        storage.delete_file(self.videos, job["video_fid"])  # already gone: the converter drops it once done
+        storage.delete_file(self.mp3s, done and done.get("mp3_fid"))
         self.jobs.delete(job["_id"])
 
 
