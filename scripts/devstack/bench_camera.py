@@ -43,7 +43,8 @@ MONGODB_ENV = "BENCH_MONGODB_URI"
 def mongodb_label(uri: str) -> str:
     if uri == "memory":
         return "mongomock in-process (run-local)"
-    return "MongoDB server at " + uri.rsplit("@", 1)[-1] + " (say which: a stand-in is not a real MongoDB)"
+    where = uri.rsplit("@", 1)[-1].split("/", 1)[0]
+    return f"MongoDB server at {where}, given by --mongodb"
 
 
 def paired(client: Client, env: dict, video: RealisticVideo, runs: int, work: Path) -> dict:
