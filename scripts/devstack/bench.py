@@ -98,7 +98,7 @@ def parse(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="shorter inputs, fewer repetitions: about a minute and a half instead of six")
+                        help="shorter inputs, fewer repetitions: about two minutes instead of eight")
     parser.add_argument("--only", action="append", choices=BENCHMARKS, metavar="NAME",
                         help=f"run only this benchmark ({'|'.join(BENCHMARKS)}); may be repeated")
     parser.add_argument("--mongodb", metavar="URI",
