@@ -19,6 +19,7 @@ from common.jobs import Jobs
 from common.settings import ConverterSettings, GatewaySettings, load
 from converter.cleanup import Cleanup
 from gateway.auth_client import AuthClient
+from gateway.login_limit import LoginLimit
 from tests.unit.envfile import assert_json_error
 from tests.unit.gateway_double import (
     ALICE,
@@ -725,6 +726,29 @@ def test_an_accepted_token_is_not_validated_again_for_each_request():
     assert client._http.calls == 1
 
 
+def test_an_accepted_token_is_asked_about_again_once_the_cache_time_is_over():
+    # What makes a deletion or a password change take effect here: auth is asked again at the latest
+    # after TOKEN_CACHE_SECONDS, and refuses the token then.
+    now = [1000.0]
+    client = AuthClient("http://auth.test", timeout=1, cache_seconds=60, clock=lambda: now[0])
+    client._http = CountingAuth()
+    client.validate("good")
+    now[0] += 59.9
+    client.validate("good")
+    assert client._http.calls == 1
+    now[0] += 0.2
+    client.validate("good")
+    assert client._http.calls == 2
+
+
+def test_a_token_cache_of_0_seconds_asks_auth_every_time():
+    client = AuthClient("http://auth.test", timeout=1, cache_seconds=0)
+    client._http = CountingAuth()
+    for _ in range(3):
+        assert client.validate("good")["sub"] == "alice@example.com"
+    assert client._http.calls == 3
+
+
 def test_a_refused_or_expired_token_is_asked_about_every_time():
     client = AuthClient("http://auth.test", timeout=1)
     client._http = CountingAuth(exp_in=-1)
@@ -733,6 +757,74 @@ def test_a_refused_or_expired_token_is_asked_about_every_time():
     client.validate("good")
     client.validate("good")
     assert client._http.calls == 4
+
+
+# ---------------------------------------------------------------- logins per client address
+
+
+def limited_client(memory_db, fake_publisher, fake_auth, **overrides):
+    settings = gateway_settings(login_attempts_per_client="3/minute", **overrides)
+    return gateway_app(settings, memory_db, fake_publisher, fake_auth).test_client()
+
+
+def login_from(client, remote_addr="203.0.113.7", **headers):
+    return client.post("/login", headers={"Authorization": "Basic eDp5", **headers},
+                       environ_base={"REMOTE_ADDR": remote_addr})
+
+
+def test_a_client_over_its_login_allowance_is_429_with_retry_after_and_auth_is_not_asked(
+        clean_env, memory_db, fake_publisher, fake_auth):
+    client = limited_client(memory_db, fake_publisher, fake_auth)
+    assert [login_from(client).status_code for _ in range(3)] == [200] * 3
+    response = login_from(client)
+    assert assert_json_error(response, 429)["error"] == "too_many_logins"
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+    assert len(fake_auth.logins) == 3
+    assert login_from(client, "198.51.100.9").status_code == 200  # another address has its own allowance
+
+
+def test_the_login_allowance_comes_back_after_the_window(clean_env, memory_db, fake_publisher, fake_auth, monkeypatch):
+    client = limited_client(memory_db, fake_publisher, fake_auth)
+    for _ in range(3):
+        login_from(client)
+    assert login_from(client).status_code == 429
+    later = time.time() + 61
+    monkeypatch.setattr("limits.storage.memory.time.time", lambda: later)
+    assert login_from(client).status_code == 200
+
+
+def test_forwarded_for_is_ignored_unless_the_connection_is_a_trusted_proxy(
+        clean_env, memory_db, fake_publisher, fake_auth):
+    client = limited_client(memory_db, fake_publisher, fake_auth)
+    for n in range(3):
+        assert login_from(client, **{"X-Forwarded-For": f"192.0.2.{n}"}).status_code == 200
+    assert login_from(client, **{"X-Forwarded-For": "192.0.2.99"}).status_code == 429  # one client, whatever it claims
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_allowance(
+        clean_env, memory_db, fake_publisher, fake_auth):
+    client = limited_client(memory_db, fake_publisher, fake_auth, trusted_proxies="10.0.0.0/8")
+    proxy = "10.1.2.3"
+    for _ in range(3):
+        assert login_from(client, proxy, **{"X-Forwarded-For": "198.51.100.1"}).status_code == 200
+    assert login_from(client, proxy, **{"X-Forwarded-For": "198.51.100.1"}).status_code == 429
+    assert login_from(client, proxy, **{"X-Forwarded-For": "198.51.100.2"}).status_code == 200
+    # What the client itself wrote to the left of the address the proxy saw changes nothing.
+    assert login_from(client, proxy, **{"X-Forwarded-For": "192.0.2.50, 198.51.100.1"}).status_code == 429
+
+
+@pytest.mark.parametrize(("remote", "forwarded", "client"), [
+    ("203.0.113.7", "", "203.0.113.7"),
+    ("203.0.113.7", "10.0.0.1", "203.0.113.7"),                # not a proxy: its header is its own claim
+    ("10.0.0.5", "", "10.0.0.5"),                              # a trusted proxy that names nobody
+    ("10.0.0.5", "198.51.100.1", "198.51.100.1"),
+    ("10.0.0.5", "6.6.6.6, 198.51.100.1", "198.51.100.1"),     # the spoofed hop is left of the real one
+    ("10.0.0.5", "198.51.100.1, 10.0.0.9", "198.51.100.1"),    # two trusted proxies in a row
+    ("10.0.0.5", "not-an-address", "10.0.0.5"),
+    ("10.0.0.5", "2001:db8::1", "2001:db8::1"),
+])
+def test_the_client_address(remote, forwarded, client):
+    assert LoginLimit("5/minute", "10.0.0.0/8").client(remote, forwarded) == client
 
 
 # ---------------------------------------------------------------- bodies /login refuses unread
