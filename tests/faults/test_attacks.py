@@ -51,17 +51,35 @@ def forged_tokens(env, valid: str) -> dict[str, str]:
     now = int(time.time())
     claims = {"sub": ADMIN[0], "admin": True, "iat": now, "exp": now + 3600}
     header, _payload, signature = valid.split(".")
+    issued = jwt.decode(valid, options={"verify_signature": False})
+
+    def signed(change: dict) -> dict:
+        return {k: v for k, v in {**issued, **change}.items() if v is not None}
+
     return {
         "alg none": f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}.",
         "wrong key": jwt.encode(claims, "not-the-secret-but-long-enough-1234", algorithm="HS256"),
         "tampered payload": f"{header}.{b64({**claims, 'sub': 'mallory@example.com'})}.{signature}",
         "expired": jwt.encode({**claims, "iat": now - 7200, "exp": now - 3600}, env["JWT_SECRET"], algorithm="HS256"),
+        # Signed with the real secret, but not as auth issues tokens: each claim is checked.
+        **{f"signed, {name}": jwt.encode(signed(change), env["JWT_SECRET"], algorithm="HS256")
+           for name, change in {"without iss, aud, jti, uid, ver": dict.fromkeys(("iss", "aud", "jti", "uid", "ver")),
+                                "another issuer": {"iss": "someone-else"},
+                                "another audience": {"aud": "another-service"},
+                                "without jti": {"jti": None},
+                                "another account's id": {"uid": issued["uid"] + 1000},
+                                "a newer token version": {"ver": issued["ver"] + 1}}.items()},
         "garbage": "not.a.token",
         "empty": "",
     }
 
 
 def test_forged_tokens_get_401_and_store_nothing(env, stack, admin, samples):
+    # The real claims, signed again with the real secret, are accepted: what is refused below is refused
+    # for the claim that was changed.
+    issued = jwt.decode(admin.token, options={"verify_signature": False})
+    resigned = Client(stack.gateway_url, token=jwt.encode(issued, env["JWT_SECRET"], algorithm="HS256"))
+    assert resigned.jobs().status_code == 200
     before = stored_counts(env)
     for name, token in forged_tokens(env, admin.token).items():
         forged = Client(stack.gateway_url, token=token)

@@ -81,7 +81,7 @@ def test_delete_user_revokes_the_token_and_a_new_account_with_the_address_starts
 
 
 def test_delete_user_of_nobody_says_so(stack_env):
-    with environment(stack_env), pytest.raises(SystemExit, match="No user nobody@example.com"):
+    with environment(stack_env), pytest.raises(SystemExit, match=r"No user nobody@example\.com"):
         delete_user.main(["nobody@example.com"])
 
 

@@ -426,7 +426,10 @@ def test_an_address_no_account_can_have_is_401_before_the_database_is_touched(se
     assert assert_json_error(response, 401)["error"] == "invalid_credentials"
 
 
-@pytest.mark.parametrize("spelling", [" ALICE@Example.COM ", "alice@example.com\t", "ａｌｉｃｅ@example.com"])
+FULLWIDTH_ALICE = "\uff41\uff4c\uff49\uff43\uff45@example.com"
+
+
+@pytest.mark.parametrize("spelling", [" ALICE@Example.COM ", "alice@example.com\t", FULLWIDTH_ALICE])
 def test_one_address_however_it_is_spelled_is_one_account(client, spelling):
     response = client.post("/login", headers=basic(spelling, ALICE_PASSWORD))
     assert response.status_code == 200
@@ -452,7 +455,7 @@ def test_an_invalid_admin_email_stops_auth_with_a_message_naming_it(clean_env, s
         ensure_admin(store, settings)
 
 
-# ---------------------------------------------------------------- a password is checked only once its attempt is counted
+# ---------------------------------------------------------------- a password is checked only once counted
 
 
 class UncountableStore(UserStore):

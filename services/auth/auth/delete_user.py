@@ -15,11 +15,11 @@ what a failure left: the jobs are deleted even when the account is already gone.
 import argparse
 import sys
 
+from auth import emails
 from auth.create_user import user_store
 from common import storage
 from common.removal import Removal
 from common.settings import MongoSettings, MySQLSettings, load
-from auth import emails
 
 
 def main(argv=None, prog="python -m auth.delete_user") -> int:

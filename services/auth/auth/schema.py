@@ -47,7 +47,8 @@ def _make_binary(db: Connection, table: str) -> None:
     if column is None or column.collation == BINARY:
         return
     # The table names are this module's constants, never input.
-    db.execute(sa.text(f"ALTER TABLE {table} MODIFY email VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {BINARY} NOT NULL"))
+    db.execute(sa.text(
+        f"ALTER TABLE {table} MODIFY email VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {BINARY} NOT NULL"))
     log.info("schema upgraded: e-mails compared byte for byte", extra={"table": table, "was": column.collation})
 
 

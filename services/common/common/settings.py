@@ -49,7 +49,8 @@ class JWTSettings(_FromEnv):
     @classmethod
     def _long_enough(cls, secret: SecretStr) -> SecretStr:
         if len(secret.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES:
-            raise ValueError(f"must be at least {MIN_JWT_SECRET_BYTES} bytes long (scripts/init-env makes a random one)")
+            raise ValueError(
+                f"must be at least {MIN_JWT_SECRET_BYTES} bytes long (scripts/init-env makes a random one)")
         return secret
 
 
