@@ -114,3 +114,11 @@ def test_scripts_delete_user_deletes_the_account_from_the_command_line(stack, st
     assert "Deleted user judy@example.com" in result.stdout
     assert auth_validates(stack, judy.token) == 401
     assert Client(stack.gateway_url).login("judy@example.com", "judy-password-1").status_code == 401
+
+
+def test_delete_user_without_the_jobs_mongodb_deletes_nothing(stack, stack_env):
+    logged_in(stack, stack_env, "karl@example.com", "karl-password-1")
+    unreachable = {**stack_env, "MONGODB_URI": "mongodb://127.0.0.1:1/"}
+    with environment(unreachable), pytest.raises(SystemExit, match="nothing was deleted"):
+        delete_user.main(["karl@example.com"])
+    assert Client(stack.gateway_url).login("karl@example.com", "karl-password-1").status_code == 200

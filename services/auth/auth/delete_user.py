@@ -15,11 +15,25 @@ what a failure left: the jobs are deleted even when the account is already gone.
 import argparse
 import sys
 
+from pymongo.errors import PyMongoError
+
 from auth import emails
 from auth.create_user import user_store
 from common import storage
 from common.removal import Removal
 from common.settings import MongoSettings, MySQLSettings, load
+
+
+def jobs_database(mongo: MongoSettings):
+    """The jobs' database, reached before anything is deleted: a user is never left half deleted
+    because MongoDB was out of reach."""
+    try:
+        db = storage.connect(mongo.mongodb_uri, mongo.mongodb_db)
+        storage.ping(db)
+    except (SystemExit, PyMongoError) as error:
+        raise SystemExit(f"Cannot reach the jobs' MongoDB ({error}). Set MONGODB_URI and MONGODB_DB as the "
+                         "gateway has them; nothing was deleted.") from None
+    return db
 
 
 def main(argv=None, prog="python -m auth.delete_user") -> int:
@@ -34,9 +48,10 @@ def main(argv=None, prog="python -m auth.delete_user") -> int:
     mongo = load(MongoSettings)
     if mongo.mongodb_uri == storage.MEMORY:
         print("MONGODB_URI=memory: this process cannot reach the jobs of a running stack's in-process "
-              "MongoDB (they go when it stops); only the account is deleted.", file=sys.stderr)
+              "MongoDB (they go when it stops); only this process's are deleted.", file=sys.stderr)
+    db = jobs_database(mongo)
     account_deleted = user_store(load(MySQLSettings)).delete(email)
-    jobs_deleted = Removal(storage.connect(mongo.mongodb_uri, mongo.mongodb_db)).delete_all_owned(email)
+    jobs_deleted = Removal(db).delete_all_owned(email)
     if not account_deleted and not jobs_deleted:
         raise SystemExit(f"No user {email} and no jobs of theirs.")
     print(f"Deleted {'user ' + email if account_deleted else 'no user (already gone)'} "
