@@ -3,7 +3,7 @@
 import logging
 
 from flask import Flask, Response, jsonify, request
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from auth import emails, tokens
 from auth.passwords import hash_password, verify_password
@@ -45,7 +45,8 @@ def create_app(settings: AuthSettings, store: UserStore) -> Flask:
     @app.post("/login")
     def login():
         """A password is checked only after its attempt is counted (UserStore.begin_attempt): when
-        the count cannot be written, the login is refused unchecked, so no guess goes uncounted."""
+        the count cannot be written, the login fails unchecked (401; 503 only when the database
+        cannot be reached), so no guess goes uncounted."""
         credentials = request.authorization
         if credentials is None or credentials.type != "basic" or not credentials.username:
             return error_response(401, "missing_credentials", "Send an e-mail and password with HTTP Basic auth.")
@@ -53,7 +54,13 @@ def create_app(settings: AuthSettings, store: UserStore) -> Flask:
             email = emails.normalise(credentials.username)
         except emails.InvalidEmail as error:
             return error_response(401, "invalid_credentials", f"Wrong e-mail or password. {error}")
-        wait = store.begin_attempt(email, settings.login_max_failures, settings.login_lockout_seconds)
+        try:
+            wait = store.begin_attempt(email, settings.login_max_failures, settings.login_lockout_seconds)
+        except (DataError, IntegrityError) as error:
+            # The database answered and refused to record the attempt: a failed login, not an
+            # outage (a 503 here once let guesses go uncounted); the password is never checked.
+            log.error("login attempt could not be recorded", extra={"error": repr(error)})
+            return error_response(401, "invalid_credentials", "Wrong e-mail or password.")
         if wait:
             response = error_response(429, "too_many_attempts",
                                       f"Too many failed logins for this account; try again in {wait} s.")
