@@ -4,9 +4,19 @@ One ffmpeg process per file: it reads the video from a seekable temp file (ffmpe
 non-faststart MP4 from a pipe), drops every stream but the first audio one, and writes an MP3.
 The result is checked against the source before it counts: a truncated video decodes "fine"
 into a short MP3, so the MP3 must last as long as the source says it does.
+
+The file is hostile until proved otherwise. ffmpeg opens it only with the demuxer of a container the
+gateway accepts (common.formats), reads nothing but that local file (no other protocol, no MOV
+references to other files), and is refused before converting when the file declares more than
+MAX_DURATION_SECONDS. It runs with an empty environment (the converter's secrets stay in the
+converter) and under resource limits, so that what the command line does not stop the kernel does:
+CPU time, file size and address space. Its output is bounded by duration (`-t`) and size (`-fs`).
 """
 
+import functools
 import re
+import resource
+import signal
 import subprocess
 import threading
 import time
@@ -16,6 +26,7 @@ from pathlib import Path
 
 import imageio_ffmpeg
 
+from common.formats import DEMUXERS
 from common.telemetry import traced
 
 # VBR around 190 kbit/s: transparent for speech and music, a third the size of 320k.
@@ -25,7 +36,21 @@ MP3_OPTIONS = ("-map", "0:a:0", "-vn", "-sn", "-dn", "-c:a", "libmp3lame", "-q:a
 DURATION_TOLERANCE_SECONDS = 1.0
 DURATION_TOLERANCE_RATIO = 0.02
 
+INPUT_OPTIONS = ("-format_whitelist", ",".join(DEMUXERS), "-protocol_whitelist", "file")
+# Options of one demuxer (ffmpeg refuses an option the chosen demuxer does not have). MOV's data
+# references may name other files; they are off by default, and stay off whatever the default becomes.
+DEMUXER_OPTIONS = {"mov": ("-enable_drefs", "0")}
+# The most an MP3 second may take: libmp3lame's highest bit rate, 320 kbit/s.
+MP3_BYTES_PER_SECOND = 40_000
+# Room above the output bound for the headers and ffmpeg's own log, before the kernel steps in.
+FILE_SIZE_MARGIN = 16 * 1024 * 1024
+# Audio extraction needs a few tens of MiB; a file that makes ffmpeg ask for more is hostile.
+ADDRESS_SPACE_BYTES = 2 * 1024**3
+# Reading a file's header takes milliseconds; a file whose header takes longer is refused.
+PROBE_TIMEOUT_SECONDS = 30
+
 _DURATION = re.compile(rb"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+_INPUT_FORMAT = re.compile(rb"Input #0, ([\w,]+), from")
 
 
 class ConversionFailed(Exception):
@@ -42,13 +67,51 @@ class Conversion:
     mp3_seconds: float
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How much one file may take: MAX_DURATION_SECONDS of audio, CONVERT_TIMEOUT_SECONDS of CPU."""
+
+    max_duration_seconds: int
+    cpu_seconds: int
+
+    @property
+    def output_bytes(self) -> int:
+        return self.max_duration_seconds * MP3_BYTES_PER_SECOND + 1024 * 1024
+
+    def apply(self) -> None:
+        """Run in the child between fork and exec: only setrlimit calls, nothing that takes a lock."""
+        resource.setrlimit(resource.RLIMIT_CPU, (self.cpu_seconds, self.cpu_seconds + 5))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.output_bytes + FILE_SIZE_MARGIN,) * 2)
+        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_BYTES,) * 2)
+
+
 def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def command(source: Path, target: Path) -> list[str]:
-    return [ffmpeg_exe(), "-nostdin", "-hide_banner", "-y", "-i", str(source), *MP3_OPTIONS,
+@dataclass(frozen=True)
+class Header:
+    demuxer: str
+    seconds: float | None
+
+
+def command(source: Path, target: Path, header: Header, limits: Limits) -> list[str]:
+    """Read with the demuxer the header was read with, and no other."""
+    return [ffmpeg_exe(), "-nostdin", "-hide_banner", "-y", *INPUT_OPTIONS, "-f", header.demuxer,
+            *DEMUXER_OPTIONS.get(header.demuxer, ()), "-i", str(source), *MP3_OPTIONS,
+            # One second past the bound: an MP3 longer than the bound shows the source was too long.
+            "-t", str(limits.max_duration_seconds + 1), "-fs", str(limits.output_bytes),
             "-progress", "pipe:1", "-stats_period", "0.5", "-nostats", str(target)]
+
+
+def probe_command(source: Path) -> list[str]:
+    """ffmpeg with an input and no output: it reads the header, prints what it declares, and stops."""
+    return [ffmpeg_exe(), "-nostdin", "-hide_banner", *INPUT_OPTIONS, "-i", str(source)]
+
+
+def sandboxed(limits: Limits) -> dict:
+    """How every ffmpeg runs: nothing of the converter's environment, and the kernel's limits."""
+    return {"env": {}, "preexec_fn": functools.partial(Limits.apply, limits), "close_fds": True}
 
 
 def source_duration(stderr: bytes) -> float | None:
@@ -59,12 +122,38 @@ def source_duration(stderr: bytes) -> float | None:
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
+def read_header(source: Path, limits: Limits) -> Header:
+    """Its demuxer and how long the file says it lasts; ConversionFailed when ffmpeg may not open it,
+    or it lasts too long."""
+    try:
+        probe = subprocess.run(probe_command(source), capture_output=True, timeout=PROBE_TIMEOUT_SECONDS,
+                               **sandboxed(limits))
+    except subprocess.TimeoutExpired:
+        raise ConversionFailed("The file's header cannot be read in reasonable time.") from None
+    opened = _INPUT_FORMAT.search(probe.stderr)
+    if opened is None:
+        raise ConversionFailed(explain(probe.stderr))
+    seconds = source_duration(probe.stderr)
+    if seconds is not None and seconds > limits.max_duration_seconds:
+        raise ConversionFailed(f"The video lasts {_clock(seconds)}; videos up to "
+                               f"{_clock(limits.max_duration_seconds)} are converted.")
+    return Header(demuxer=opened.group(1).split(b",")[0].decode(), seconds=seconds)
+
+
+def _clock(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
 @traced("ffmpeg")
-def convert(source: Path, target: Path, *, cancel: threading.Event, timeout: float,
+def convert(source: Path, target: Path, *, cancel: threading.Event, timeout: float, max_duration: int,
             on_progress: Callable[[int], None] = lambda percent: None) -> Conversion:
+    limits = Limits(max_duration_seconds=max_duration, cpu_seconds=int(timeout))
+    header = read_header(source, limits)
     stderr_path = target.with_suffix(".log")
     with stderr_path.open("w+b") as stderr:
-        process = subprocess.Popen(command(source, target), stdout=subprocess.PIPE, stderr=stderr)
+        process = subprocess.Popen(command(source, target, header, limits), stdout=subprocess.PIPE, stderr=stderr,
+                                   **sandboxed(limits))
         stopped = _watch(process, cancel, time.monotonic() + timeout)
         out_seconds = _follow_progress(process, stderr, on_progress)
         process.wait()
@@ -75,8 +164,15 @@ def convert(source: Path, target: Path, *, cancel: threading.Event, timeout: flo
         if cancel.is_set():
             raise Cancelled("the conversion was stopped")
         raise ConversionFailed(f"the conversion took longer than {timeout:.0f} s")
+    if process.returncode == -signal.SIGXCPU:
+        raise ConversionFailed(f"The conversion used more than {limits.cpu_seconds} s of CPU time.")
+    if process.returncode == -signal.SIGXFSZ:
+        raise ConversionFailed("The conversion wrote more than a video of the longest accepted length could need.")
     if process.returncode != 0:
         raise ConversionFailed(explain(log))
+    if out_seconds > limits.max_duration_seconds:  # a source that declares no duration, or lies about it
+        raise ConversionFailed(f"The video lasts longer than {_clock(limits.max_duration_seconds)}, "
+                               "the longest converted.")
     return checked(Conversion(source_duration(log), out_seconds), target)
 
 
@@ -115,6 +211,10 @@ def _follow_progress(process: subprocess.Popen, stderr, on_progress) -> float:
 def explain(log: bytes) -> str:
     """A reason the owner of the file understands, from ffmpeg's error output."""
     text = log.decode(errors="replace")
+    if "Format not on whitelist" in text:
+        return "The file is not a video in a supported format (mp4, mov, mkv, webm, avi, wmv, mpeg, flv)."
+    if "Cannot allocate memory" in text:
+        return "The file needs more memory to decode than a video of its kind could need."
     if "matches no streams" in text or "does not contain any stream" in text:
         return "The video has no audio track."
     if "moov atom not found" in text or "Invalid data found when processing input" in text:
