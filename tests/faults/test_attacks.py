@@ -116,14 +116,14 @@ def test_hostile_file_names_stay_harmless_through_to_the_download(stack, admin, 
 def test_a_tracker_module_posing_as_matroska_fails_with_a_reason_instead_of_converting_for_half_an_hour(
         env, stack, admin, tmp_path):
     """The review's file: the gateway's sniffing takes it for Matroska (202), and ffmpeg would decode
-    its 88 hours. It fails as soon as the converter reads its header, and leaves nothing stored."""
+    its 88 hours. Opened as the Matroska it claims to be, it fails at once and leaves nothing stored."""
     upload = admin.upload(module_posing_as_matroska(tmp_path / "song.mkv"))
     assert upload.status_code == 202, upload.text
 
     job = admin.wait_final(upload.json()["job_id"], timeout=30)
 
     assert job["status"] == "failed"
-    assert job["error"].startswith("The file is not a video in a supported format")
+    assert job["error"] == "The file is corrupt or truncated: ffmpeg cannot read it as a video."
     assert job["mp3_fid"] is None
     db = storage.connect(env["MONGODB_URI"], env["MONGODB_DB"])
     assert db[f"{storage.VIDEOS}.files"].count_documents({"_id": storage.object_id(upload.json()["video_fid"])}) == 0

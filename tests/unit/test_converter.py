@@ -70,8 +70,8 @@ def test_a_video_becomes_one_mp3_as_long_as_its_audio(converter, memory_db, samp
 @pytest.mark.parametrize(("name", "reason"), [
     ("silent.mp4", "no audio track"),
     ("truncated.mp4", "truncated"),
-    ("text.mp4", "corrupt or truncated"),
-    ("empty.mp4", "corrupt or truncated"),
+    ("text.mp4", "not a video in a supported format"),
+    ("empty.mp4", "not a video in a supported format"),
 ])
 def test_a_file_that_cannot_convert_fails_the_job_with_a_reason_and_is_dead_lettered(
         converter, memory_db, samples, name, reason):
@@ -383,35 +383,65 @@ def test_a_failed_jobs_video_left_by_an_attempt_that_died_goes_at_the_redelivery
 
 
 def test_a_tracker_module_posing_as_matroska_fails_at_once_with_a_reason(memory_db, tmp_path):
-    """The file from the review: `filetype` calls it video/x-matroska, ffmpeg's tracker decoder would
-    spend half an hour of CPU on its 88 hours. It fails before any conversion starts (without the
-    demuxer whitelist it would run into the 30 s timeout and fail with another reason)."""
+    """The file from the review: `filetype` calls it video/x-matroska, and ffmpeg, left to choose,
+    opens it with its tracker decoder and spends half an hour of CPU on its 88 hours. Opened as the
+    Matroska it claims to be, it fails at once (unbounded, it would run into the 30 s timeout and
+    fail with another reason)."""
     converter = Converter(load(ConverterSettings, **SETTINGS, convert_timeout_seconds=30), memory_db)
     job, message = queue_upload(memory_db, module_posing_as_matroska(tmp_path / "song.mkv"))
 
-    with mock.patch("converter.ffmpeg.subprocess.Popen", wraps=subprocess.Popen) as conversions:
-        outcome = deliver(converter, message)
+    outcome = deliver(converter, message)
 
     assert outcome.action is Action.REJECT
     failed = Jobs(memory_db).get(job["_id"])
     assert failed["status"] == "failed"
-    assert failed["error"].startswith("The file is not a video in a supported format")
-    assert conversions.call_count == 1  # the header was read; no conversion was started
+    assert failed["error"] == "The file is corrupt or truncated: ffmpeg cannot read it as a video."
     assert mp3_files(memory_db) == []
 
 
-def test_a_video_declaring_more_than_max_duration_seconds_fails_before_converting(memory_db, samples):
+def test_a_file_the_gateway_would_refuse_is_not_given_to_ffmpeg(memory_db, tmp_path):
+    """A file stored before the gateway's list changed, or put there another way: an audio file that
+    ffmpeg would happily convert."""
+    audio = tmp_path / "song.mp3"
+    subprocess.run([ffmpeg.ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=duration=2", str(audio)],
+                   check=True)
+    converter = Converter(load(ConverterSettings, **SETTINGS), memory_db)
+    job, message = queue_upload(memory_db, audio)
+
+    with mock.patch("converter.ffmpeg.subprocess.Popen", wraps=subprocess.Popen) as runs:
+        assert deliver(converter, message).action is Action.REJECT
+
+    assert Jobs(memory_db).get(job["_id"])["error"] == ffmpeg.NOT_SUPPORTED
+    runs.assert_not_called()
+
+
+def test_a_video_declaring_more_than_max_duration_seconds_fails_with_its_duration(memory_db, samples):
     converter = Converter(load(ConverterSettings, **SETTINGS, max_duration_seconds=3), memory_db)
     job, message = queue_upload(memory_db, samples["faststart.mp4"])  # 4 s
 
-    with mock.patch("converter.ffmpeg.subprocess.Popen", wraps=subprocess.Popen) as conversions:
-        outcome = deliver(converter, message)
+    outcome = deliver(converter, message)
 
     assert outcome.action is Action.REJECT
     assert Jobs(memory_db).get(job["_id"])["error"] == \
         "The video lasts 0:00:04; videos up to 0:00:03 are converted."
-    assert conversions.call_count == 1
     assert mp3_files(memory_db) == []
+
+
+def test_a_long_video_over_max_duration_seconds_is_stopped_at_the_first_progress_report(memory_db, long_video):
+    converter = Converter(load(ConverterSettings, **SETTINGS, max_duration_seconds=60), memory_db)
+    job, message = queue_upload(memory_db, long_video)  # 300 s
+    reports = []
+    real_progress = converter._jobs.set_progress
+
+    def record(job_id, percent):
+        reports.append(percent)
+        return real_progress(job_id, percent)
+
+    with mock.patch.object(converter._jobs, "set_progress", side_effect=record):
+        assert deliver(converter, message).action is Action.REJECT
+
+    assert Jobs(memory_db).get(job["_id"])["error"] == "The video lasts 0:05:00; videos up to 0:01:00 are converted."
+    assert reports == []  # stopped before its first report reached the job
 
 
 def test_a_video_declaring_no_duration_is_cut_at_max_duration_seconds_and_fails(memory_db, tmp_path):
@@ -462,7 +492,7 @@ def test_ffmpeg_gets_an_empty_environment_and_resource_limits(memory_db, samples
 
     assert Jobs(memory_db).get(job["_id"])["status"] == "done"
     runs = sorted(ffmpeg_spy.glob("*.environ"))
-    assert len(runs) == 2  # the header, then the conversion
+    assert len(runs) == 1
     for environ in runs:
         assert environ.read_bytes() == b""
         table = environ.with_suffix(".limits").read_text().splitlines()

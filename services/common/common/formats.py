@@ -1,10 +1,18 @@
 """The video containers the product accepts: what the gateway lets in is exactly what the converter reads.
 
-The gateway recognises a container by its first bytes (`filetype`); the converter lets ffmpeg open a
-file only with the demuxer of one of these containers. Bytes that merely look like one of them (a
-tracker module whose title starts with the Matroska magic) are then refused by ffmpeg, instead of
-being decoded by whichever of its hundreds of demuxers recognises them.
+Both recognise a container by the file's first bytes (`filetype`), with this one function. The
+gateway refuses a file that is none of them; the converter makes ffmpeg open the file with that
+container's demuxer and no other. Bytes that merely look like one of them (a tracker module whose
+title starts with the Matroska magic) then fail to open, instead of being decoded by whichever of
+ffmpeg's hundreds of demuxers recognises them.
 """
+
+from pathlib import Path
+
+import filetype
+
+# What `filetype` needs to see of a file.
+SNIFF_BYTES = 8192
 
 # MIME type, as `filetype` names it -> the ffmpeg demuxer that reads it.
 DEMUXER_OF = {
@@ -20,5 +28,16 @@ DEMUXER_OF = {
     "video/x-flv": "flv",
 }
 
-ACCEPTED_TYPES = frozenset(DEMUXER_OF)
-DEMUXERS = tuple(sorted(set(DEMUXER_OF.values())))
+
+
+def video_type(head: bytes) -> str | None:
+    """The MIME type of an accepted video container starting with these bytes, or None."""
+    kind = filetype.guess(head)
+    return kind.mime if kind is not None and kind.mime in DEMUXER_OF else None
+
+
+def demuxer_of(path: Path) -> str | None:
+    """The ffmpeg demuxer for the file, as the gateway recognised it; None for a file it would refuse."""
+    with path.open("rb") as file:
+        mime = video_type(file.read(SNIFF_BYTES))
+    return DEMUXER_OF[mime] if mime else None
