@@ -10,9 +10,9 @@ the gateway recognised in its first bytes (common.formats, the same sniffing), n
 of its hundreds of demuxers would like the bytes best; it reads nothing but that local file (no
 other protocol, no MOV references to other files); and it is stopped at its first progress report,
 before anything is stored, when the file declares more than MAX_DURATION_SECONDS. It runs with an
-empty environment (the converter's secrets stay in the
-converter) and under resource limits, so that what the command line does not stop the kernel does:
-CPU time, file size and address space. Its output is bounded by duration (`-t`) and size (`-fs`).
+empty environment (the converter's secrets stay in the converter) and under resource limits, so
+that what the command line does not stop the kernel does: CPU time, file size and address space.
+Its output is bounded by duration (`-t`) and size (`-fs`).
 """
 
 import functools
