@@ -2,6 +2,7 @@
 
 import base64
 import json
+import logging
 import time
 from datetime import timedelta
 
@@ -359,12 +360,13 @@ def test_readyz_is_200_when_the_database_answers(client):
     assert response.get_json()["ready"] is True
 
 
-def test_readyz_is_503_when_the_database_is_away(settings):
-    response = create_app(settings, BrokenStore()).test_client().get("/readyz")
+def test_readyz_is_503_when_the_database_is_away_and_only_the_log_says_why(settings, caplog):
+    with caplog.at_level(logging.WARNING, logger="auth.app"):
+        response = create_app(settings, BrokenStore()).test_client().get("/readyz")
     assert response.status_code == 503
-    body = response.get_json()
-    assert body["ready"] is False
-    assert body["checks"]["mysql"] != "ok"
+    assert response.get_json() == {"ready": False, "checks": {"mysql": "down"}}
+    [record] = [r for r in caplog.records if r.getMessage() == "dependency not ready"]
+    assert "MySQL is away (test)" in record.error
 
 
 def test_login_while_the_database_is_away_is_503_json_not_500(settings):

@@ -101,6 +101,11 @@ class Jobs:
         job["_id"] = self._jobs.insert_one(job).inserted_id
         return job
 
+    def count_active(self, owner: str) -> int:
+        """How many of the owner's jobs are queued or converting."""
+        return self._jobs.count_documents(
+            {"owner": owner, "status": {"$in": [Status.QUEUED.value, Status.CONVERTING.value]}, **ALIVE})
+
     def delete(self, job_id) -> None:
         self._jobs.delete_one({"_id": object_id(job_id)})
 

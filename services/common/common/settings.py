@@ -103,6 +103,7 @@ class GatewaySettings(LoggingSettings, TelemetrySettings, MongoSettings, BrokerS
                 raise ValueError(f"{item!r} is not an IP address or network") from None
         return value
     max_upload_mb: PositiveInt = 1024
+    max_active_jobs_per_user: PositiveInt = 5
     public_url: HttpUrl = HttpUrl("http://localhost:8080")
 
 
@@ -115,6 +116,7 @@ class ConsumerSettings(LoggingSettings, TelemetrySettings, MongoSettings, Broker
 
 class ConverterSettings(ConsumerSettings):
     convert_timeout_seconds: PositiveInt = 3600
+    max_duration_seconds: PositiveInt = 14400
     keep_videos: bool = False
     retention_days: Annotated[int, Field(ge=0)] = 7
     cleanup_interval_seconds: PositiveInt = 3600

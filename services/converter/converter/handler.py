@@ -95,7 +95,7 @@ class Converter:
             video, mp3 = Path(work) / "video", Path(work) / "audio.mp3"
             self._fetch(job["video_fid"], video, cancel)
             result = convert(video, mp3, cancel=cancel, timeout=self._settings.convert_timeout_seconds,
-                             on_progress=on_progress)
+                             max_duration=self._settings.max_duration_seconds, on_progress=on_progress)
             self._remove_leftovers(job_id)
             mp3_fid = self._store(mp3, job)
         if not self._jobs.finish(job_id, mp3_fid):  # deleted meanwhile, or another worker won: keep theirs
