@@ -20,7 +20,7 @@ mongomock.gridfs.enable_gridfs_integration()
 
 @pytest.fixture(scope="session")
 def samples(tmp_path_factory) -> dict[str, Path]:
-    """faststart.mp4, plain.mp4 (moov at the end), video.mkv, video.mov, silent.mp4 (no audio),
+    """faststart.mp4, plain.mp4 (moov at the end), video.mkv, video.mov, video.webm, silent.mp4 (no audio),
     truncated.mp4, text.mp4 (text named .mp4) and empty.mp4; 4 s each where they are videos."""
     return sample_set(tmp_path_factory.mktemp("samples"))
 

@@ -53,7 +53,7 @@ def raw_ffmpeg(source: Path, target: Path) -> None:
 def step(source: Path, target: Path) -> None:
     from converter.ffmpeg import convert
 
-    convert(source, target, cancel=threading.Event(), timeout=3600)
+    convert(source, target, cancel=threading.Event(), timeout=3600, max_duration=14400)
 
 
 def load_moviepy() -> None:

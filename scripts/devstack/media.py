@@ -47,6 +47,7 @@ def sample_set(folder: Path, seconds: float = 4) -> dict[str, Path]:
         "plain.mp4": make_video(folder / "plain.mp4", seconds, faststart=False),
         "video.mkv": make_video(folder / "video.mkv", seconds, audio_codec="libmp3lame"),
         "video.mov": make_video(folder / "video.mov", seconds),
+        "video.webm": make_video(folder / "video.webm", seconds, video_codec="libvpx", audio_codec="libopus"),
         "silent.mp4": make_video(folder / "silent.mp4", seconds, audio=False),
     }
     long_one = make_video(folder / "long.mp4", seconds * 3)
@@ -56,3 +57,32 @@ def sample_set(folder: Path, seconds: float = 4) -> dict[str, Path]:
     videos["empty.mp4"] = folder / "empty.mp4"
     videos["empty.mp4"].write_bytes(b"")
     return videos
+
+
+def module_posing_as_matroska(path: Path) -> Path:
+    """A 4,108-byte ProTracker module that byte sniffing takes for Matroska, and that decodes for 88 hours.
+
+    Its 20-byte title starts with the EBML magic, and the name of its second sample is a Matroska DocType
+    element: that is all `filetype` looks for. ffmpeg's own Matroska probe rejects the header (a zero
+    length byte), so ffmpeg picks its tracker decoder instead. Its one pattern runs at the slowest
+    speed and tempo and delays every row 15 times, and its order list plays that pattern 128 times:
+    ffmpeg's tracker decoder declares 88:10:40.
+    """
+    title = b"\x1a\x45\xdf\xa3\x00 not a video"
+    samples = [b"tone".ljust(22, b"\0") + (1000).to_bytes(2, "big") + bytes([0, 64]) + (0).to_bytes(2, "big")
+               + (1000).to_bytes(2, "big")]
+    empty = bytes([0, 0, 0, 0, 0, 0, 0, 1])
+    samples += [b"\x42\x82\x88matroska".ljust(22, b"\0") + empty] + [bytes(22) + empty] * 29
+    header = title.ljust(20, b"\0") + b"".join(samples) + bytes([128, 127]) + bytes(128) + b"M.K."
+
+    def cell(sample: int, period: int, effect: int, parameter: int) -> bytes:
+        return bytes([(sample & 0xF0) | (period >> 8), period & 0xFF, ((sample & 0x0F) << 4) | effect, parameter])
+
+    rows = []
+    for row in range(64):
+        speed = cell(0, 0, 0xF, 0x1F) if row == 0 else bytes(4)  # 31 ticks a row
+        tempo = cell(0, 0, 0xF, 0x20) if row == 0 else bytes(4)  # 32 BPM
+        rows.append(cell(1, 428, 0xE, 0xEF) + speed + tempo + bytes(4))  # a note, and "delay this row 15 times"
+    sample_data = bytes((i * 7) % 256 for i in range(2000))
+    path.write_bytes(header + b"".join(rows) + sample_data)
+    return path

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import requests
 from werkzeug.serving import make_server
 
+from auth import schema
 from auth.app import create_app as create_auth_app
 from auth.app import ensure_admin
 from auth.database import engine_for
@@ -76,7 +77,9 @@ def start(*, auth_port: int | None = None, gateway_port: int | None = None, metr
     The consumers' metrics are served once, on METRICS_PORT, for all of them: they share this process."""
     auth_settings = load(AuthSettings)
     prepare(auth_settings)
-    store = UserStore(engine_for(auth_settings))
+    engine = engine_for(auth_settings)
+    schema.upgrade(engine)
+    store = UserStore(engine)
     ensure_admin(store, auth_settings)
     threads: list = []
     auth_server = _serve(create_auth_app(auth_settings, store),

@@ -56,8 +56,12 @@ def throwaway_env(servers: dict[str, str], name: str, heartbeat_file: str, **ove
         "ADMIN_EMAIL": "admin@example.com",
         "ADMIN_PASSWORD": secrets.token_urlsafe(16),
         "MAX_UPLOAD_MB": "64",
+        # Load tests and benchmarks upload as one user, many at a time; the limit has tests of its own.
+        "MAX_ACTIVE_JOBS_PER_USER": "1000",
         "LOGIN_MAX_FAILURES": "5",
         "LOGIN_LOCKOUT_SECONDS": "60",
+        # Every test client logs in from 127.0.0.1; the tests of the limit itself set their own.
+        "LOGIN_ATTEMPTS_PER_CLIENT": "10000/minute",
         "PUBLIC_URL": "http://localhost:8080",
         "HEARTBEAT_FILE": heartbeat_file,
         "SMTP_HOST": "",

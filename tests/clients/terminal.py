@@ -6,6 +6,7 @@ import os
 import pty
 import re
 import select
+import signal
 import struct
 import termios
 import time
@@ -31,6 +32,9 @@ def run_in_terminal(argv: list[str], env: dict[str, str], answers: list[tuple[st
     when it shows `ctrl_c_when`, press Ctrl-C. Returns once the program exits."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: its stdin, stdout and stderr are the terminal
+        # As from a user's shell: a run started in the background (CI) inherits SIGINT ignored,
+        # and Python then never turns Ctrl-C into KeyboardInterrupt.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
         os.execve(argv[0], argv, env)  # noqa: S606 (argv is the program itself, no shell)
     pending, output, deadline = list(answers), b"", time.monotonic() + timeout

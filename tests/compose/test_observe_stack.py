@@ -72,17 +72,40 @@ def unavailable() -> dict[str, str]:
             for name, image in compose_images().items() if not obtainable(image)}
 
 
-UNAVAILABLE = unavailable()
+@pytest.fixture(scope="module")
+def unavailable_tools(container_images) -> dict[str, str]:
+    """Decided once the stand-ins are built (on a fresh machine, Prometheus's is made by then)."""
+    return unavailable()
 
 
 def needs(tool: str):
-    return pytest.mark.skipif(tool in UNAVAILABLE, reason=UNAVAILABLE.get(tool, ""))
+    return pytest.mark.usefixtures(f"needs_{tool}")
+
+
+def skip_without(tool: str, unavailable_tools: dict[str, str]) -> None:
+    if tool in unavailable_tools:
+        pytest.skip(unavailable_tools[tool])
+
+
+@pytest.fixture
+def needs_prometheus(unavailable_tools):
+    skip_without("prometheus", unavailable_tools)
+
+
+@pytest.fixture
+def needs_jaeger(unavailable_tools):
+    skip_without("jaeger", unavailable_tools)
+
+
+@pytest.fixture
+def needs_grafana(unavailable_tools):
+    skip_without("grafana", unavailable_tools)
 
 
 @pytest.fixture(scope="module")
-def observe_stack(tmp_path_factory):
-    if "prometheus" in UNAVAILABLE and os.environ.get("CI") == "true":
-        pytest.fail(f"CI needs the Prometheus stand-in: {UNAVAILABLE['prometheus']}")
+def observe_stack(tmp_path_factory, unavailable_tools):
+    if "prometheus" in unavailable_tools and os.environ.get("CI") == "true":
+        pytest.fail(f"CI needs the Prometheus stand-in: {unavailable_tools['prometheus']}")
     env_file = tmp_path_factory.mktemp("observe") / ".env"
     subprocess.run([sys.executable, str(ROOT / "scripts/init-env"), "--output", str(env_file)], check=True,
                    capture_output=True)
@@ -90,7 +113,7 @@ def observe_stack(tmp_path_factory):
     ports = {name: str(free_port()) for name in ("GATEWAY_PORT", "RABBITMQ_UI_PORT", "JAEGER_UI_PORT",
                                                  "OTLP_HTTP_PORT", "PROMETHEUS_UI_PORT", "GRAFANA_UI_PORT")}
     # As `scripts/up --observe` does; without Jaeger, the spans are printed in the containers' logs instead.
-    exporter = "console" if "jaeger" in UNAVAILABLE else "otlp"
+    exporter = "console" if "jaeger" in unavailable_tools else "otlp"
     values.update(ports, OTEL_TRACES_EXPORTER=exporter)
     env_file.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
     unset = [arg for name in sorted({*values, "COMPOSE_FILE", "COMPOSE_PROFILES", "COMPOSE_PROJECT_NAME",
@@ -101,7 +124,7 @@ def observe_stack(tmp_path_factory):
     def compose(arguments: str, timeout=900) -> subprocess.CompletedProcess:
         return subprocess.run([*prefix, *arguments.split()], capture_output=True, text=True, timeout=timeout)
 
-    tools = [name for name in compose_images() if name not in UNAVAILABLE]
+    tools = [name for name in compose_images() if name not in unavailable_tools]
     up = compose(f"up --build --wait --wait-timeout 600 {' '.join([*BACKENDS, *APPS, *tools])}")
     try:
         if up.returncode != 0:

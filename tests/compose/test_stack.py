@@ -128,12 +128,12 @@ def test_the_owner_gets_an_email_in_mailpit(docker_ip, docker_services, stack_en
     pytest.fail(f"no e-mail to {stack_env['ADMIN_EMAIL']} in Mailpit (recipients: {recipients})")
 
 
-def test_the_events_stream_and_the_page_through_the_stack(gateway, token, finished_job):
+def test_the_events_stream_and_the_page_through_the_stack(gateway, client, finished_job):
     """The image's gevent worker, with the real MongoDB and RabbitMQ drivers under it."""
     from tests.sse import read_events
 
     url = f"{gateway}/jobs/{finished_job['job_id']}/events"
-    with requests.get(url, headers={"Authorization": f"Bearer {token}"}, stream=True, timeout=30) as response:
+    with requests.get(url, headers=client.headers(), stream=True, timeout=30) as response:
         assert response.status_code == 200
         events, _ = read_events(response)
     assert [(e.name, e.data["mp3_fid"]) for e in events] == [("done", finished_job["mp3_fid"])]
@@ -141,16 +141,16 @@ def test_the_events_stream_and_the_page_through_the_stack(gateway, token, finish
     assert page.status_code == 200 and "script-src 'self'" in page.headers["Content-Security-Policy"]
 
 
-def test_mp3c_converts_through_the_stack(gateway, stack_env, video, tmp_path):
+def test_mp3c_converts_through_the_stack(gateway, stack_env, short_video, tmp_path):
     mp3c = str(Path(__file__).resolve().parents[2] / "scripts/mp3c")
     env = {**os.environ, "MP3C_URL": gateway, "XDG_CONFIG_HOME": str(tmp_path / "config")}
     login = subprocess.run([mp3c, "login", "--email", stack_env["ADMIN_EMAIL"]], env=env, capture_output=True,
                            input=f"{stack_env['ADMIN_PASSWORD']}\n", text=True, timeout=120)
     assert login.returncode == 0, login.stderr
-    result = subprocess.run([mp3c, "convert", str(video), "-o", str(tmp_path)], env=env, capture_output=True,
+    result = subprocess.run([mp3c, "convert", str(short_video), "-o", str(tmp_path)], env=env, capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{video.name}: done" in result.stdout.splitlines()
+    assert f"{short_video.name}: done" in result.stdout.splitlines()
     decoded = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i",
                               str(tmp_path / "test card.mp3"), "-f", "null", "-"], capture_output=True, text=True,
                              timeout=120)

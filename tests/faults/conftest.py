@@ -146,12 +146,7 @@ def gunicorn_gateway(env: dict[str, str], auth_url: str, log_path: Path, workers
         assert process.poll() is None, log_path.read_text()[-3000:]
         yield url, process
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def _answers(url: str) -> bool:
@@ -159,3 +154,14 @@ def _answers(url: str) -> bool:
         return requests.get(url, timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """SIGTERM, and SIGKILL after 30 s; a process that has exited already is left as it is."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,6 +1,6 @@
 """Hostile input against the running stack: forged tokens, SQL injection, hostile file names,
-oversize uploads, and a fuzz pass over every endpoint. Everything is refused; nothing is stored;
-no request gets a 5xx."""
+oversize uploads, a file that only looks like a video, and a fuzz pass over every endpoint.
+Everything is refused or fails with a reason; nothing is stored; no request gets a 5xx."""
 
 import base64
 import json
@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common import storage
+from devstack.media import module_posing_as_matroska
 from devstack.throwaway import running_stack
 from tests.servers import ADMIN, Client, stack_environment
 
@@ -51,17 +52,35 @@ def forged_tokens(env, valid: str) -> dict[str, str]:
     now = int(time.time())
     claims = {"sub": ADMIN[0], "admin": True, "iat": now, "exp": now + 3600}
     header, _payload, signature = valid.split(".")
+    issued = jwt.decode(valid, options={"verify_signature": False})
+
+    def signed(change: dict) -> dict:
+        return {k: v for k, v in {**issued, **change}.items() if v is not None}
+
     return {
         "alg none": f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}.",
         "wrong key": jwt.encode(claims, "not-the-secret-but-long-enough-1234", algorithm="HS256"),
         "tampered payload": f"{header}.{b64({**claims, 'sub': 'mallory@example.com'})}.{signature}",
         "expired": jwt.encode({**claims, "iat": now - 7200, "exp": now - 3600}, env["JWT_SECRET"], algorithm="HS256"),
+        # Signed with the real secret, but not as auth issues tokens: each claim is checked.
+        **{f"signed, {name}": jwt.encode(signed(change), env["JWT_SECRET"], algorithm="HS256")
+           for name, change in {"without iss, aud, jti, uid, ver": dict.fromkeys(("iss", "aud", "jti", "uid", "ver")),
+                                "another issuer": {"iss": "someone-else"},
+                                "another audience": {"aud": "another-service"},
+                                "without jti": {"jti": None},
+                                "another account's id": {"uid": issued["uid"] + 1000},
+                                "a newer token version": {"ver": issued["ver"] + 1}}.items()},
         "garbage": "not.a.token",
         "empty": "",
     }
 
 
 def test_forged_tokens_get_401_and_store_nothing(env, stack, admin, samples):
+    # The real claims, signed again with the real secret, are accepted: what is refused below is refused
+    # for the claim that was changed.
+    issued = jwt.decode(admin.token, options={"verify_signature": False})
+    resigned = Client(stack.gateway_url, token=jwt.encode(issued, env["JWT_SECRET"], algorithm="HS256"))
+    assert resigned.jobs().status_code == 200
     before = stored_counts(env)
     for name, token in forged_tokens(env, admin.token).items():
         forged = Client(stack.gateway_url, token=token)
@@ -110,6 +129,22 @@ def test_hostile_file_names_stay_harmless_through_to_the_download(stack, admin, 
     assert "Set-Cookie" not in download.headers
     assert disposition.startswith("attachment; filename=")
     assert "/" not in disposition.split("filename=", 1)[1].split(";")[0]
+
+
+def test_a_tracker_module_posing_as_matroska_fails_with_a_reason_instead_of_converting_for_half_an_hour(
+        env, stack, admin, tmp_path):
+    """The review's file: the gateway's sniffing takes it for Matroska (202), and ffmpeg would decode
+    its 88 hours. Opened as the Matroska it claims to be, it fails at once and leaves nothing stored."""
+    upload = admin.upload(module_posing_as_matroska(tmp_path / "song.mkv"))
+    assert upload.status_code == 202, upload.text
+
+    job = admin.wait_final(upload.json()["job_id"], timeout=30)
+
+    assert job["status"] == "failed"
+    assert job["error"] == "The file is corrupt or truncated: ffmpeg cannot read it as a video."
+    assert job["mp3_fid"] is None
+    db = storage.connect(env["MONGODB_URI"], env["MONGODB_DB"])
+    assert db[f"{storage.VIDEOS}.files"].count_documents({"_id": storage.object_id(upload.json()["video_fid"])}) == 0
 
 
 def test_a_file_name_that_breaks_the_part_headers_is_refused_and_stores_nothing(env, stack, admin, samples):

@@ -62,7 +62,7 @@ def test_poison_messages_are_dead_lettered_and_the_next_job_still_converts(fault
     assert good["status"] == "done"
     assert queue_depth(fault_env, fault_env["VIDEO_QUEUE"]) == 0
     assert "no longer in storage" in jobs.get(missing_video["_id"])["error"]
-    assert "corrupt or truncated" in jobs.get(not_a_video["_id"])["error"]
+    assert "not a video in a supported format" in jobs.get(not_a_video["_id"])["error"]
     assert "truncated" in jobs.get(truncated["_id"])["error"]
     for job in (missing_video, not_a_video, truncated):
         assert jobs.get(job["_id"])["status"] == "failed"

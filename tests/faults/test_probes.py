@@ -18,7 +18,7 @@ import pytest
 
 from common.consumer import MAX_BACKOFF_SECONDS
 from devstack.throwaway import drop
-from tests.faults.conftest import TCPProxy, wait_until
+from tests.faults.conftest import TCPProxy, stop_process, wait_until
 from tests.servers import free_port
 
 pytestmark = pytest.mark.faults
@@ -40,16 +40,6 @@ def start(service: str, env: dict, log: Path) -> subprocess.Popen:
     with log.open("w") as out:
         return subprocess.Popen([sys.executable, "-m", service], env={**os.environ, **env},
                                 stdout=out, stderr=subprocess.STDOUT)
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def closed_port() -> int:
@@ -99,7 +89,7 @@ def test_an_http_service_that_cannot_build_its_app_exits_at_once_and_non_zero(
     try:
         code = process.wait(30)
     except subprocess.TimeoutExpired:
-        stop(process)
+        stop_process(process)
         output = log.read_text()
         pytest.fail(f"{service} still runs after 30 s ({output.count('Booting worker')} workers booted):\n"
                     f"{output[-2000:]}")
@@ -151,7 +141,7 @@ def test_a_consumer_started_while_the_broker_is_down_is_alive_but_not_ready(serv
         wait_until(lambda: probe("--heartbeat", "--max-age", MAX_AGE, env=env) == 0, 30, "a first heartbeat")
         alive_throughout(OUTAGE_SECONDS, env, process)
     finally:
-        stop(process)
+        stop_process(process)
     assert "RabbitMQ connection lost; reconnecting" in (tmp_path / "consumer.log").read_text()
 
 
@@ -172,6 +162,6 @@ def test_a_consumer_stays_alive_through_a_broker_outage_and_is_ready_only_while_
                    MAX_BACKOFF_SECONDS + 30, "readiness to come back")
         assert process.poll() is None
     finally:
-        stop(process)
+        stop_process(process)
         drop(fault_env)
     assert process.returncode == 0, (tmp_path / "consumer.log").read_text()[-2000:]

@@ -179,7 +179,7 @@ def test_both_override_the_same_variables_of_env_and_no_others(
     }
     assert overridden_in_k8s == overridden_in_compose
     assert overridden_in_k8s == own & {"MYSQL_HOST", "AUTH_SVC_ADDRESS", "MONGODB_URI", "RABBITMQ_URL",
-                                       "OTEL_EXPORTER_OTLP_ENDPOINT"}
+                                       "OTEL_EXPORTER_OTLP_ENDPOINT", "TRUSTED_PROXIES"}
     # Secrets come from the Secret only: never a literal, never a ConfigMap.
     sources = {variable["name"]: variable for variable in item["env"]}
     for secret in env_example.secrets & set(sources):

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import logging
 import time
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ from sqlalchemy.pool import StaticPool
 
 import auth.passwords
 import auth.users
+from auth import tokens
 from auth.app import create_app, ensure_admin
 from auth.passwords import hash_password
 from auth.users import UserStore, users
@@ -28,6 +30,7 @@ MAX_FAILURES = 3
 LOCKOUT = 120
 ALICE, ALICE_PASSWORD = "alice@example.com", "alice-password-1"
 BOB, BOB_PASSWORD = "bob@example.com", "bob-password-22"
+USER_IDS = {ALICE: 1, BOB: 2}  # the store fixture adds them in this order to an empty table
 ADMIN, ADMIN_PASSWORD = "admin@example.com", "admin-password-333"
 # The service hashes with argon2's defaults, ~0.3 s a call on a small machine; the tests hash with the
 # cheapest argon2id parameters instead (verifying reads the parameters from the hash itself).
@@ -48,9 +51,14 @@ def b64url(data: dict) -> str:
 
 def claims_for(email: str = ALICE, **changes) -> dict:
     now = int(time.time())
-    claims = {"sub": email, "admin": False, "iat": now, "exp": now + TTL}
+    claims = {"sub": email, "admin": False, "iat": now, "exp": now + TTL, "iss": tokens.ISSUER,
+              "aud": tokens.AUDIENCE, "jti": "0123456789abcdef", "uid": USER_IDS.get(email, 99), "ver": 0}
     claims.update(changes)
     return {k: v for k, v in claims.items() if v is not None}
+
+
+def decode(token: str) -> dict:
+    return jwt.decode(token, SECRET, algorithms=["HS256"], audience=tokens.AUDIENCE, issuer=tokens.ISSUER)
 
 
 def make_token(claims: dict, key: str = SECRET, algorithm: str = "HS256") -> str:
@@ -115,8 +123,10 @@ def test_login_answers_a_jwt_as_text_with_the_documented_claims(client):
     assert response.mimetype == "text/plain"
     token = response.get_data(as_text=True)
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
-    claims = jwt.decode(token, SECRET, algorithms=["HS256"])
-    assert set(claims) == {"sub", "admin", "iat", "exp"}
+    claims = decode(token)
+    assert set(claims) == {"sub", "admin", "iat", "exp", "iss", "aud", "jti", "uid", "ver"}
+    assert (claims["iss"], claims["aud"], claims["uid"], claims["ver"]) == (tokens.ISSUER, tokens.AUDIENCE, 1, 0)
+    assert len(claims["jti"]) == 32
     assert claims["sub"] == ALICE
     assert claims["admin"] is False
     assert before - 1 <= claims["iat"] <= time.time() + 1
@@ -153,7 +163,7 @@ def test_login_for_an_admin_says_admin_in_the_token(settings, store, client):
     ensure_admin(store, settings)
     response = client.post("/login", headers=basic(ADMIN, ADMIN_PASSWORD))
     assert response.status_code == 200
-    claims = jwt.decode(response.get_data(as_text=True), SECRET, algorithms=["HS256"])
+    claims = decode(response.get_data(as_text=True))
     assert claims["sub"] == ADMIN
     assert claims["admin"] is True
 
@@ -165,7 +175,7 @@ def test_validate_answers_the_claims_of_a_token_from_login(client):
     token = client.post("/login", headers=basic(ALICE, ALICE_PASSWORD)).get_data(as_text=True)
     response = client.post("/validate", headers=bearer(token))
     assert response.status_code == 200
-    assert response.get_json() == jwt.decode(token, SECRET, algorithms=["HS256"])
+    assert response.get_json() == decode(token)
 
 
 def test_validate_accepts_a_hand_made_token_signed_with_the_secret(client):
@@ -204,6 +214,18 @@ BAD_TOKENS = {
     "no-exp": lambda: make_token(claims_for(exp=None)),
     "sub-not-a-string": lambda: make_token(claims_for(sub=42)),
     "admin-not-a-bool": lambda: make_token(claims_for(admin="yes")),
+    "no-iss": lambda: make_token(claims_for(iss=None)),
+    "other-issuer": lambda: make_token(claims_for(iss="someone-else")),
+    "no-aud": lambda: make_token(claims_for(aud=None)),
+    "other-audience": lambda: make_token(claims_for(aud="another-service")),
+    "no-jti": lambda: make_token(claims_for(jti=None)),
+    "empty-jti": lambda: make_token(claims_for(jti="")),
+    "no-uid": lambda: make_token(claims_for(uid=None)),
+    "no-ver": lambda: make_token(claims_for(ver=None)),
+    "ver-not-a-number": lambda: make_token(claims_for(ver="0")),
+    "another-users-id": lambda: make_token(claims_for(ALICE, uid=USER_IDS[BOB])),
+    "an-older-token-version": lambda: make_token(claims_for(ver=1)),
+    "no-such-user": lambda: make_token(claims_for("nobody@example.com")),
 }
 
 
@@ -323,7 +345,7 @@ class BrokenStore(UserStore):
     def _down(self, *_args, **_kwargs):
         raise OperationalError("SELECT 1", {}, ConnectionRefusedError("MySQL is away (test)"))
 
-    get = add = locked_for = record_failure = clear_failures = ping = _down
+    get = add = locked_for = begin_attempt = clear_failures = ping = _down
 
 
 def test_healthz_is_200(client):
@@ -338,12 +360,13 @@ def test_readyz_is_200_when_the_database_answers(client):
     assert response.get_json()["ready"] is True
 
 
-def test_readyz_is_503_when_the_database_is_away(settings):
-    response = create_app(settings, BrokenStore()).test_client().get("/readyz")
+def test_readyz_is_503_when_the_database_is_away_and_only_the_log_says_why(settings, caplog):
+    with caplog.at_level(logging.WARNING, logger="auth.app"):
+        response = create_app(settings, BrokenStore()).test_client().get("/readyz")
     assert response.status_code == 503
-    body = response.get_json()
-    assert body["ready"] is False
-    assert body["checks"]["mysql"] != "ok"
+    assert response.get_json() == {"ready": False, "checks": {"mysql": "down"}}
+    [record] = [r for r in caplog.records if r.getMessage() == "dependency not ready"]
+    assert "MySQL is away (test)" in record.error
 
 
 def test_login_while_the_database_is_away_is_503_json_not_500(settings):
@@ -351,9 +374,10 @@ def test_login_while_the_database_is_away_is_503_json_not_500(settings):
     assert_json_error(client.post("/login", headers=basic(ALICE, ALICE_PASSWORD)), 503)
 
 
-def test_validate_needs_no_database(settings):
+def test_validate_while_the_database_is_away_is_503_not_a_yes(settings):
+    # It must look the user up: the gateway answers 503 too, and keeps only what it had validated.
     client = create_app(settings, BrokenStore()).test_client()
-    assert client.post("/validate", headers=bearer(make_token(claims_for()))).status_code == 200
+    assert_json_error(client.post("/validate", headers=bearer(make_token(claims_for()))), 503)
 
 
 def test_unknown_route_is_404_json(client):
@@ -364,3 +388,145 @@ def test_wrong_method_is_405_json(client):
     response = client.get("/login")
     assert_json_error(response, 405)
     assert "POST" in response.headers.get("Allow", "")
+
+
+# ---------------------------------------------------------------- addresses: one spelling, checked first
+
+ZERO_WIDTH_SPACE = "\u200b"
+
+
+class UntouchableStore(UserStore):
+    """A store that fails the test if the request reaches the database at all."""
+
+    def __init__(self):
+        super().__init__(engine=None)
+
+    def _touched(self, *_args, **_kwargs):
+        raise AssertionError("the database was queried")
+
+    get = add = locked_for = begin_attempt = clear_failures = set_password = delete = ping = _touched
+
+
+@pytest.mark.parametrize("email", [
+    pytest.param(ALICE + ZERO_WIDTH_SPACE * 250, id="250-zero-width-spaces"),
+    pytest.param(ALICE + ZERO_WIDTH_SPACE, id="one-zero-width-space"),
+    pytest.param("ali\u200dce@example.com", id="zero-width-joiner"),
+    pytest.param("alice@exam\u00adple.com", id="soft-hyphen"),
+    pytest.param("\ufeffalice@example.com", id="byte-order-mark"),
+    pytest.param("alice@example.com\u202e", id="bidi-override"),
+    pytest.param("alice\u034f@example.com", id="combining-grapheme-joiner"),
+    pytest.param("alice@example.com\ufe0f", id="variation-selector"),
+    pytest.param("alice@example.com\x00", id="nul"),
+    pytest.param("alice @example.com", id="inner-space"),
+    pytest.param("alice\u2028@example.com", id="line-separator"),
+    pytest.param("a" * 243 + "@example.com", id="255-characters"),
+    pytest.param("no-at-sign.example.com", id="no-at-sign"),
+])
+def test_an_address_no_account_can_have_is_401_before_the_database_is_touched(settings, email):
+    client = create_app(settings, UntouchableStore()).test_client()
+    response = client.post("/login", headers=basic(email, ALICE_PASSWORD))
+    assert assert_json_error(response, 401)["error"] == "invalid_credentials"
+
+
+FULLWIDTH_ALICE = "\uff41\uff4c\uff49\uff43\uff45@example.com"
+
+
+@pytest.mark.parametrize("spelling", [" ALICE@Example.COM ", "alice@example.com\t", FULLWIDTH_ALICE])
+def test_one_address_however_it_is_spelled_is_one_account(client, spelling):
+    response = client.post("/login", headers=basic(spelling, ALICE_PASSWORD))
+    assert response.status_code == 200
+    assert decode(response.get_data(as_text=True))["sub"] == ALICE
+
+
+def test_other_spellings_count_against_the_one_account(client):
+    for spelling in (ALICE.upper(), f" {ALICE}", "Alice@Example.com")[:MAX_FAILURES]:
+        assert client.post("/login", headers=basic(spelling, "wrong-password")).status_code == 401
+    assert_json_error(client.post("/login", headers=basic(ALICE, ALICE_PASSWORD)), 429)
+
+
+def test_a_254_character_address_is_an_ordinary_unknown_user(client):
+    email = "a" * 242 + "@example.com"
+    assert len(email) == 254
+    assert assert_json_error(client.post("/login", headers=basic(email, "x")), 401)["error"] == "invalid_credentials"
+
+
+def test_an_invalid_admin_email_stops_auth_with_a_message_naming_it(clean_env, store):
+    settings = load(AuthSettings, mysql_host="h", mysql_user="u", mysql_db="d", jwt_secret=SECRET,
+                    admin_email="admin\u200b@example.com", admin_password=ADMIN_PASSWORD)
+    with pytest.raises(SystemExit, match="ADMIN_EMAIL"):
+        ensure_admin(store, settings)
+
+
+# ---------------------------------------------------------------- a password is checked only once counted
+
+
+class UncountableStore(UserStore):
+    """The attempt cannot be written (what "Data too long" did with the old schema)."""
+
+    def begin_attempt(self, *_args, **_kwargs):
+        raise sa.exc.DataError("UPDATE login_failures", {}, Exception("Data too long for column 'email'"))
+
+
+def test_a_write_error_counting_the_attempt_refuses_the_login_unchecked(settings, engine, password_hashes, monkeypatch):
+    store = UncountableStore(engine)
+    store.add(ALICE, password_hashes[ALICE])
+    checked = []
+    monkeypatch.setattr("auth.app.verify_password", lambda *args: checked.append(args) or True)
+    client = create_app(settings, store).test_client()
+    for password in ("wrong-password", ALICE_PASSWORD):
+        assert_json_error(client.post("/login", headers=basic(ALICE, password)), 401)
+    assert checked == []  # no guess was ever checked: none could go uncounted
+
+
+def test_the_attempt_is_counted_before_the_password_is_checked(settings, store, monkeypatch):
+    seen = []
+
+    def verify(password_hash, password):
+        seen.append(store.locked_for(ALICE))  # the MAX_FAILURES-th attempt is already counted: locked
+        return False
+
+    monkeypatch.setattr("auth.app.verify_password", verify)
+    client = create_app(settings, store).test_client()
+    fail_logins(client, ALICE, MAX_FAILURES)
+    assert seen[:-1] == [0] * (MAX_FAILURES - 1) and seen[-1] > 0
+    assert_json_error(client.post("/login", headers=basic(ALICE, ALICE_PASSWORD)), 429)
+    assert len(seen) == MAX_FAILURES  # the locked attempt was not checked
+
+
+# ---------------------------------------------------------------- tokens die with their user or password
+
+
+def login_token(client, email=ALICE, password=ALICE_PASSWORD) -> str:
+    response = client.post("/login", headers=basic(email, password))
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def test_a_password_change_revokes_the_tokens_issued_before(client, store):
+    old = login_token(client)
+    assert store.set_password(ALICE, CHEAP.hash("a-new-password"))
+    assert_json_error(client.post("/validate", headers=bearer(old)), 401)
+    assert_json_error(client.post("/login", headers=basic(ALICE, ALICE_PASSWORD)), 401)
+    new = login_token(client, password="a-new-password")
+    assert client.post("/validate", headers=bearer(new)).status_code == 200
+
+
+def test_a_deleted_users_token_is_refused(client, store):
+    token = login_token(client)
+    assert store.delete(ALICE)
+    assert_json_error(client.post("/validate", headers=bearer(token)), 401)
+    assert_json_error(client.post("/login", headers=basic(ALICE, ALICE_PASSWORD)), 401)
+
+
+def test_an_account_made_again_with_the_same_address_does_not_revive_old_tokens(client, store):
+    old = login_token(client)
+    assert store.delete(ALICE)
+    store.add(ALICE, CHEAP.hash(ALICE_PASSWORD))  # the same address and password, token version 0 again
+    assert_json_error(client.post("/validate", headers=bearer(old)), 401)
+    assert client.post("/validate", headers=bearer(login_token(client))).status_code == 200
+
+
+def test_a_token_of_another_user_keeps_working(client, store):
+    bobs = login_token(client, BOB, BOB_PASSWORD)
+    store.delete(ALICE)
+    assert client.post("/validate", headers=bearer(bobs)).status_code == 200

@@ -31,7 +31,9 @@ def stored_counts(db) -> dict[str, int]:
 def job_with_files(db, age: timedelta, status: str = "done", owner: str = OWNER) -> dict:
     """A job last changed `age` before NOW, with a stored video and (when done) an MP3."""
     jobs = Jobs(db)
-    video_fid = storage.bucket(db, storage.VIDEOS).upload_from_stream("v.mp4", io.BytesIO(b"v" * 300_000))
+    # Two chunks: one full, one of a byte.
+    video = b"v" * (storage.CHUNK_BYTES[storage.VIDEOS] + 1)
+    video_fid = storage.bucket(db, storage.VIDEOS).upload_from_stream("v.mp4", io.BytesIO(video))
     job = jobs.create(owner, "v.mp4", video_fid)
     jobs.start_attempt(job["_id"])
     if status == "done":
@@ -185,3 +187,18 @@ def test_files_no_job_owns_go_an_hour_after_they_were_stored(memory_db):
     assert mp3s == {kept["mp3_fid"]}
     assert crashed_upload not in videos and {mp3_of_a_deleted_job, mp3_without_metadata}.isdisjoint(mp3s)
     assert stored_counts(memory_db)["videos.chunks"] == 2 + 1  # the kept job's two chunks, and the upload's one
+
+
+def test_deleting_an_account_takes_all_its_jobs_and_files_and_leaves_others_alone(memory_db):
+    # What scripts/delete-user does after removing the account (auth.delete_user).
+    mine = [job_with_files(memory_db, timedelta(hours=1)), job_with_files(memory_db, timedelta(days=1), "failed"),
+            job_with_files(memory_db, timedelta(minutes=1), "converting")]
+    Jobs(memory_db).hide(mine[1]["_id"])  # a deletion a crash interrupted: finished too
+    theirs = job_with_files(memory_db, timedelta(hours=1), owner="bob@example.com")
+    only_theirs = {"jobs": 1, "videos.files": 1, "videos.chunks": 2, "mp3s.files": 1, "mp3s.chunks": 2}
+
+    assert Removal(memory_db).delete_all_owned(OWNER) == 3
+    assert stored_counts(memory_db) == only_theirs
+    assert Jobs(memory_db).list_owned(OWNER, 100) == []
+    assert visible(memory_db, theirs)
+    assert Removal(memory_db).delete_all_owned(OWNER) == 0  # again: nothing left, nothing breaks

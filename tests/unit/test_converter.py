@@ -1,6 +1,8 @@
 """The converter's handler against mongomock and the real ffmpeg: every input a user can upload."""
 
 import json
+import os
+import subprocess
 import threading
 from pathlib import Path
 from unittest import mock
@@ -15,11 +17,11 @@ from common.consumer import Delivery, outcome_of
 from common.jobs import Jobs
 from common.removal import Removal
 from common.settings import ConverterSettings, load
-from converter import containers
+from converter import containers, ffmpeg
 from converter import handler as converter_handler
 from converter.ffmpeg import Cancelled, ConversionFailed, convert
 from converter.handler import Converter
-from devstack.media import audio_seconds, make_video
+from devstack.media import audio_seconds, make_video, module_posing_as_matroska
 
 SETTINGS = dict(rabbitmq_url="amqp://guest:guest@127.0.0.1/", video_queue="video", mp3_queue="mp3", max_attempts=3)
 
@@ -51,7 +53,7 @@ def mp3_files(db):
     return list(db[f"{storage.MP3S}.files"].find())
 
 
-@pytest.mark.parametrize("name", ["faststart.mp4", "plain.mp4", "video.mkv", "video.mov"])
+@pytest.mark.parametrize("name", ["faststart.mp4", "plain.mp4", "video.mkv", "video.mov", "video.webm"])
 def test_a_video_becomes_one_mp3_as_long_as_its_audio(converter, memory_db, samples, tmp_path, name):
     job, message = queue_upload(memory_db, samples[name])
 
@@ -95,7 +97,7 @@ def test_only_matroska_and_an_mp4_with_its_index_first_count_as_streamable(sampl
 def test_an_mp4_with_its_index_at_the_end_read_from_a_pipe_never_counts_as_converted(samples, tmp_path):
     # The trap that keeps such files on the temp-file path: from a pipe ffmpeg cannot reach the index.
     with samples["plain.mp4"].open("rb") as source, pytest.raises(ConversionFailed):
-        convert(source, tmp_path / "out.mp3", cancel=threading.Event(), timeout=60)
+        convert(source, tmp_path / "out.mp3", cancel=threading.Event(), timeout=60, max_duration=3600)
 
 
 def test_a_truncated_video_read_from_a_pipe_fails_as_truncated(converter, memory_db, samples):
@@ -144,8 +146,8 @@ def test_storage_lost_while_piping_stops_ffmpeg_and_hands_the_message_back(conve
 @pytest.mark.parametrize(("name", "reason"), [
     ("silent.mp4", "no audio track"),
     ("truncated.mp4", "truncated"),
-    ("text.mp4", "corrupt or truncated"),
-    ("empty.mp4", "corrupt or truncated"),
+    ("text.mp4", "not a video in a supported format"),
+    ("empty.mp4", "not a video in a supported format"),
 ])
 def test_a_file_that_cannot_convert_fails_the_job_with_a_reason_and_is_dead_lettered(
         converter, memory_db, samples, name, reason):
@@ -451,3 +453,137 @@ def test_a_failed_jobs_video_left_by_an_attempt_that_died_goes_at_the_redelivery
 
     assert stored_counts(memory_db)["videos.files"] == 0
     assert Jobs(memory_db).get(job["_id"])["status"] == "failed"
+
+
+# ---------------------------------------------------------------- hostile files
+
+
+def test_a_tracker_module_posing_as_matroska_fails_at_once_with_a_reason(memory_db, tmp_path):
+    """The file from the review: `filetype` calls it video/x-matroska, and ffmpeg, left to choose,
+    opens it with its tracker decoder and spends half an hour of CPU on its 88 hours. Opened as the
+    Matroska it claims to be, it fails at once (unbounded, it would run into the 30 s timeout and
+    fail with another reason)."""
+    converter = Converter(load(ConverterSettings, **SETTINGS, convert_timeout_seconds=30), memory_db)
+    job, message = queue_upload(memory_db, module_posing_as_matroska(tmp_path / "song.mkv"))
+
+    outcome = deliver(converter, message)
+
+    assert outcome.action is Action.REJECT
+    failed = Jobs(memory_db).get(job["_id"])
+    assert failed["status"] == "failed"
+    assert failed["error"] == "The file is corrupt or truncated: ffmpeg cannot read it as a video."
+    assert mp3_files(memory_db) == []
+
+
+def test_a_file_the_gateway_would_refuse_is_not_given_to_ffmpeg(memory_db, tmp_path):
+    """A file stored before the gateway's list changed, or put there another way: an audio file that
+    ffmpeg would happily convert."""
+    audio = tmp_path / "song.mp3"
+    subprocess.run([ffmpeg.ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=duration=2", str(audio)],
+                   check=True)
+    converter = Converter(load(ConverterSettings, **SETTINGS), memory_db)
+    job, message = queue_upload(memory_db, audio)
+
+    with mock.patch("converter.ffmpeg.subprocess.Popen", wraps=subprocess.Popen) as runs:
+        assert deliver(converter, message).action is Action.REJECT
+
+    assert Jobs(memory_db).get(job["_id"])["error"] == ffmpeg.NOT_SUPPORTED
+    runs.assert_not_called()
+
+
+def test_a_video_declaring_more_than_max_duration_seconds_fails_with_its_duration(memory_db, samples):
+    converter = Converter(load(ConverterSettings, **SETTINGS, max_duration_seconds=3), memory_db)
+    job, message = queue_upload(memory_db, samples["faststart.mp4"])  # 4 s
+
+    outcome = deliver(converter, message)
+
+    assert outcome.action is Action.REJECT
+    assert Jobs(memory_db).get(job["_id"])["error"] == \
+        "The video lasts 0:00:04; videos up to 0:00:03 are converted."
+    assert mp3_files(memory_db) == []
+
+
+def test_a_long_video_over_max_duration_seconds_is_stopped_at_the_first_progress_report(memory_db, long_video):
+    converter = Converter(load(ConverterSettings, **SETTINGS, max_duration_seconds=60), memory_db)
+    job, message = queue_upload(memory_db, long_video)  # 300 s
+    reports = []
+    real_progress = converter._jobs.set_progress
+
+    def record(job_id, percent):
+        reports.append(percent)
+        return real_progress(job_id, percent)
+
+    with mock.patch.object(converter._jobs, "set_progress", side_effect=record):
+        assert deliver(converter, message).action is Action.REJECT
+
+    assert Jobs(memory_db).get(job["_id"])["error"] == "The video lasts 0:05:00; videos up to 0:01:00 are converted."
+    assert reports == []  # stopped before its first report reached the job
+
+
+def test_a_video_declaring_no_duration_is_cut_at_max_duration_seconds_and_fails(memory_db, tmp_path):
+    """A Matroska stream written to a pipe has no duration in its header: the bound on the output stops it."""
+    streamed = tmp_path / "streamed.mkv"
+    with streamed.open("wb") as out:
+        subprocess.run([ffmpeg.ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=duration=8",
+                        "-c:a", "libopus", "-f", "matroska", "pipe:1"], stdout=out, check=True)
+    header = subprocess.run([ffmpeg.ffmpeg_exe(), "-hide_banner", "-i", str(streamed)], capture_output=True)
+    assert b"Duration: N/A" in header.stderr
+    converter = Converter(load(ConverterSettings, **SETTINGS, max_duration_seconds=3), memory_db)
+    job, message = queue_upload(memory_db, streamed)
+
+    assert deliver(converter, message).action is Action.REJECT
+
+    assert Jobs(memory_db).get(job["_id"])["error"] == \
+        "The video lasts longer than 0:00:03, the longest converted."
+    assert mp3_files(memory_db) == []
+
+
+@pytest.fixture
+def ffmpeg_spy(tmp_path, monkeypatch):
+    """ffmpeg behind a shell that records, for each run, the environment and limits it was given."""
+    record = tmp_path / "runs"
+    record.mkdir()
+    spy = tmp_path / "ffmpeg"
+    spy.write_text(f"""#!/bin/sh
+cat /proc/$$/environ > {record}/$$.environ
+cat /proc/$$/limits > {record}/$$.limits
+exec {ffmpeg.ffmpeg_exe()} "$@"
+""")
+    spy.chmod(0o755)
+    monkeypatch.setattr(ffmpeg, "ffmpeg_exe", lambda: str(spy))
+    return record
+
+
+def test_ffmpeg_gets_an_empty_environment_and_resource_limits(memory_db, samples, ffmpeg_spy, monkeypatch):
+    secrets = {"MONGODB_URI": "mongodb://converter:s3cret@mongodb:27017/", "RABBITMQ_URL": "amqp://c:s3cret@rabbit/",
+               "SMTP_PASSWORD": "s3cret"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    assert all(os.environ[name] == value for name, value in secrets.items())
+    converter = Converter(load(ConverterSettings, **SETTINGS, convert_timeout_seconds=600,
+                               max_duration_seconds=7200), memory_db)
+    job, message = queue_upload(memory_db, samples["faststart.mp4"])
+
+    assert deliver(converter, message).action is Action.ACK
+
+    assert Jobs(memory_db).get(job["_id"])["status"] == "done"
+    runs = sorted(ffmpeg_spy.glob("*.environ"))
+    assert len(runs) == 1
+    for environ in runs:
+        assert environ.read_bytes() == b""
+        table = environ.with_suffix(".limits").read_text().splitlines()
+        limits = {line[:26].strip(): line[26:].split() for line in table}
+        assert limits["Max cpu time"][:2] == ["600", "605"]
+        output_bytes = 7200 * ffmpeg.MP3_BYTES_PER_SECOND + 1024 * 1024
+        assert limits["Max file size"][:2] == [str(output_bytes + ffmpeg.FILE_SIZE_MARGIN)] * 2
+        assert limits["Max address space"][:2] == [str(ffmpeg.ADDRESS_SPACE_BYTES)] * 2
+
+
+def test_the_limits_stop_an_ffmpeg_that_writes_too_much(tmp_path):
+    """The kernel's file size limit holds even where ffmpeg's own -fs would not be asked."""
+    limits = ffmpeg.Limits(max_duration_seconds=1, cpu_seconds=60)
+    target = tmp_path / "big.wav"
+    run = subprocess.run([ffmpeg.ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "anoisesrc=duration=600",
+                          "-f", "wav", str(target)], capture_output=True, **ffmpeg.sandboxed(limits))
+    assert run.returncode != 0
+    assert target.stat().st_size <= limits.output_bytes + ffmpeg.FILE_SIZE_MARGIN

@@ -3,6 +3,7 @@
 import contextlib
 import io
 import json
+import logging
 import os
 import tempfile
 import time
@@ -21,7 +22,8 @@ from common import storage
 from common.jobs import Jobs
 from common.settings import ConverterSettings, GatewaySettings, load
 from converter.cleanup import Cleanup
-from gateway.auth_client import AuthClient
+from gateway.auth_client import AuthClient, AuthUnavailable
+from gateway.login_limit import LoginLimit
 from tests.unit.envfile import assert_json_error
 from tests.unit.gateway_double import (
     ALICE,
@@ -362,6 +364,77 @@ def test_upload_when_the_job_cannot_be_recorded_is_503_and_leaves_no_orphan(clie
     monkeypatch.setattr(Jobs, "create", lambda *_args: (_ for _ in ()).throw(ServerSelectionTimeoutError("down")))
     assert_json_error(upload(client, video), 503)
     assert_nothing_stored(memory_db, fake_publisher)
+
+
+def upload_counts(db, publisher) -> tuple[int, int, int]:
+    return db["videos.files"].count_documents({}), db["jobs"].count_documents({}), len(publisher.published)
+
+
+def assert_too_many_jobs(response) -> None:
+    assert_json_error(response, 429)
+    assert response.get_json()["error"] == "too_many_jobs"
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+def test_a_sixth_upload_while_five_are_in_flight_is_429_and_stores_nothing(client, memory_db, fake_publisher,
+                                                                          video):
+    ids = [upload(client, video, f"{n}.mp4").get_json()["job_id"] for n in range(5)]
+    assert len(set(ids)) == 5
+    Jobs(memory_db).start_attempt(ids[0])  # converting counts as in flight too
+    before = upload_counts(memory_db, fake_publisher)
+
+    assert_too_many_jobs(upload(client, video, "sixth.mp4"))
+
+    assert upload_counts(memory_db, fake_publisher) == before == (5, 5, 5)
+    assert upload(client, video, "bobs.mp4", BOB_TOKEN).status_code == 202  # the limit is per user
+
+
+@pytest.mark.parametrize("settle", ["done", "failed", "deleted"])
+def test_a_job_that_ends_frees_its_place(client, memory_db, fake_publisher, video, settle):
+    ids = [upload(client, video, f"{n}.mp4").get_json()["job_id"] for n in range(5)]
+    assert_too_many_jobs(upload(client, video))
+    jobs = Jobs(memory_db)
+    if settle == "done":
+        jobs.finish(ids[2], ObjectId())
+    elif settle == "failed":
+        jobs.fail(ids[2], "The video has no audio track.")
+    else:
+        assert client.delete(f"/jobs/{ids[2]}", headers=bearer(ALICE_TOKEN)).status_code == 204
+
+    assert upload(client, video, "again.mp4").status_code == 202
+    assert_too_many_jobs(upload(client, video))
+
+
+def test_max_active_jobs_per_user_sets_the_limit(memory_db, fake_publisher, fake_auth, video):
+    client = gateway_app(gateway_settings(max_active_jobs_per_user=2), memory_db, fake_publisher,
+                         fake_auth).test_client()
+    assert [upload(client, video).status_code for _ in range(3)] == [202, 202, 429]
+
+
+def test_an_upload_that_loses_the_race_for_the_last_place_undoes_itself(client, memory_db, fake_publisher,
+                                                                         video, monkeypatch):
+    """Two uploads both saw four jobs in flight; the one whose recount finds six leaves nothing behind."""
+    for n in range(4):
+        assert upload(client, video, f"{n}.mp4").status_code == 202
+    real_count = Jobs.count_active
+    counts = []
+
+    def other_upload_lands_meanwhile(jobs, owner):
+        counts.append(real_count(jobs, owner))
+        if len(counts) == 2:  # the recount: the racing upload's job exists by now
+            Jobs(memory_db).create(owner, "racer.mp4", ObjectId())
+            return real_count(jobs, owner)
+        return counts[-1]
+
+    monkeypatch.setattr(Jobs, "count_active", other_upload_lands_meanwhile)
+    before = upload_counts(memory_db, fake_publisher)
+
+    assert_too_many_jobs(upload(client, video, "loser.mp4"))
+
+    assert counts == [4, 5]
+    videos, jobs, published = upload_counts(memory_db, fake_publisher)
+    assert (videos, jobs - 1, published) == before  # only the racer's job is new
+    assert memory_db["jobs"].count_documents({"filename": "loser.mp4"}) == 0
 
 
 # ---------------------------------------------------------------- GET /jobs, GET /jobs/<id>
@@ -759,6 +832,39 @@ def test_readyz_is_503_naming_the_failing_dependency(client, consumers, fake_aut
     body = response.get_json()
     assert body["ready"] is False
     assert [name for name, state in body["checks"].items() if state != "ok"] == [failing]
+    assert body["checks"][failing] == "down"
+
+
+def test_readyz_tells_strangers_only_ok_or_down_and_the_log_tells_the_operator_why(
+        client, fake_auth, fake_publisher, monkeypatch, caplog):
+    """What a driver says when its server is away names internal addresses; the queues have internal names."""
+    def auth_down():
+        raise AuthUnavailable("HTTPConnectionPool(host='auth', port=5000): Max retries exceeded")
+
+    def broker_down():
+        raise ConnectionError("AMQPConnectionError: rabbitmq:5672 [Errno 111] Connection refused")
+
+    def mongodb_down(_db):
+        raise ServerSelectionTimeoutError("mongodb:27017: [Errno 111] Connection refused")
+
+    monkeypatch.setattr(fake_auth, "ping", auth_down)
+    monkeypatch.setattr(fake_publisher, "ping", broker_down)
+    monkeypatch.setattr(common.storage, "ping", mongodb_down)
+
+    with caplog.at_level(logging.WARNING, logger="gateway.api.health"):
+        response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.get_json() == {"ready": False, "checks": dict.fromkeys(
+        ["auth", "mongodb", "rabbitmq", "converter", "notification"], "down")}
+    text = response.get_data(as_text=True)
+    for internal in ("auth", "5000", "mongodb:27017", "rabbitmq:5672", VIDEO_QUEUE, MP3_QUEUE, "Errno", "refused"):
+        assert internal not in text.replace('"auth"', ""), internal
+    why = {r.dependency: r.error for r in caplog.records if r.getMessage() == "dependency not ready"}
+    assert "port=5000" in why["auth"]
+    assert "mongodb:27017" in why["mongodb"]
+    assert "rabbitmq:5672" in why["rabbitmq"]
+    assert VIDEO_QUEUE in why["converter"] and MP3_QUEUE in why["notification"]
 
 
 def test_readyz_scope_gateway_ignores_the_consumers(client, fake_publisher):
@@ -817,6 +923,29 @@ def test_an_accepted_token_is_not_validated_again_for_each_request():
     assert client._http.calls == 1
 
 
+def test_an_accepted_token_is_asked_about_again_once_the_cache_time_is_over():
+    # What makes a deletion or a password change take effect here: auth is asked again at the latest
+    # after TOKEN_CACHE_SECONDS, and refuses the token then.
+    now = [1000.0]
+    client = AuthClient("http://auth.test", timeout=1, cache_seconds=60, clock=lambda: now[0])
+    client._http = CountingAuth()
+    client.validate("good")
+    now[0] += 59.9
+    client.validate("good")
+    assert client._http.calls == 1
+    now[0] += 0.2
+    client.validate("good")
+    assert client._http.calls == 2
+
+
+def test_a_token_cache_of_0_seconds_asks_auth_every_time():
+    client = AuthClient("http://auth.test", timeout=1, cache_seconds=0)
+    client._http = CountingAuth()
+    for _ in range(3):
+        assert client.validate("good")["sub"] == "alice@example.com"
+    assert client._http.calls == 3
+
+
 def test_a_refused_or_expired_token_is_asked_about_every_time():
     client = AuthClient("http://auth.test", timeout=1)
     client._http = CountingAuth(exp_in=-1)
@@ -825,6 +954,74 @@ def test_a_refused_or_expired_token_is_asked_about_every_time():
     client.validate("good")
     client.validate("good")
     assert client._http.calls == 4
+
+
+# ---------------------------------------------------------------- logins per client address
+
+
+def limited_client(memory_db, fake_publisher, fake_auth, **overrides):
+    settings = gateway_settings(login_attempts_per_client="3/minute", **overrides)
+    return gateway_app(settings, memory_db, fake_publisher, fake_auth).test_client()
+
+
+def login_from(client, remote_addr="203.0.113.7", **headers):
+    return client.post("/login", headers={"Authorization": "Basic eDp5", **headers},
+                       environ_base={"REMOTE_ADDR": remote_addr})
+
+
+def test_a_client_over_its_login_allowance_is_429_with_retry_after_and_auth_is_not_asked(
+        clean_env, memory_db, fake_publisher, fake_auth):
+    client = limited_client(memory_db, fake_publisher, fake_auth)
+    assert [login_from(client).status_code for _ in range(3)] == [200] * 3
+    response = login_from(client)
+    assert assert_json_error(response, 429)["error"] == "too_many_logins"
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+    assert len(fake_auth.logins) == 3
+    assert login_from(client, "198.51.100.9").status_code == 200  # another address has its own allowance
+
+
+def test_the_login_allowance_comes_back_after_the_window(clean_env, memory_db, fake_publisher, fake_auth, monkeypatch):
+    client = limited_client(memory_db, fake_publisher, fake_auth)
+    for _ in range(3):
+        login_from(client)
+    assert login_from(client).status_code == 429
+    later = time.time() + 61
+    monkeypatch.setattr("limits.storage.memory.time.time", lambda: later)
+    assert login_from(client).status_code == 200
+
+
+def test_forwarded_for_is_ignored_unless_the_connection_is_a_trusted_proxy(
+        clean_env, memory_db, fake_publisher, fake_auth):
+    client = limited_client(memory_db, fake_publisher, fake_auth)
+    for n in range(3):
+        assert login_from(client, **{"X-Forwarded-For": f"192.0.2.{n}"}).status_code == 200
+    assert login_from(client, **{"X-Forwarded-For": "192.0.2.99"}).status_code == 429  # one client, whatever it claims
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_allowance(
+        clean_env, memory_db, fake_publisher, fake_auth):
+    client = limited_client(memory_db, fake_publisher, fake_auth, trusted_proxies="10.0.0.0/8")
+    proxy = "10.1.2.3"
+    for _ in range(3):
+        assert login_from(client, proxy, **{"X-Forwarded-For": "198.51.100.1"}).status_code == 200
+    assert login_from(client, proxy, **{"X-Forwarded-For": "198.51.100.1"}).status_code == 429
+    assert login_from(client, proxy, **{"X-Forwarded-For": "198.51.100.2"}).status_code == 200
+    # What the client itself wrote to the left of the address the proxy saw changes nothing.
+    assert login_from(client, proxy, **{"X-Forwarded-For": "192.0.2.50, 198.51.100.1"}).status_code == 429
+
+
+@pytest.mark.parametrize(("remote", "forwarded", "client"), [
+    ("203.0.113.7", "", "203.0.113.7"),
+    ("203.0.113.7", "10.0.0.1", "203.0.113.7"),                # not a proxy: its header is its own claim
+    ("10.0.0.5", "", "10.0.0.5"),                              # a trusted proxy that names nobody
+    ("10.0.0.5", "198.51.100.1", "198.51.100.1"),
+    ("10.0.0.5", "6.6.6.6, 198.51.100.1", "198.51.100.1"),     # the spoofed hop is left of the real one
+    ("10.0.0.5", "198.51.100.1, 10.0.0.9", "198.51.100.1"),    # two trusted proxies in a row
+    ("10.0.0.5", "not-an-address", "10.0.0.5"),
+    ("10.0.0.5", "2001:db8::1", "2001:db8::1"),
+])
+def test_the_client_address(remote, forwarded, client):
+    assert LoginLimit("5/minute", "10.0.0.0/8").client(remote, forwarded) == client
 
 
 # ---------------------------------------------------------------- bodies /login refuses unread

@@ -60,6 +60,7 @@ def test_every_secret_gets_a_long_url_safe_random_value(tmp_path):
         assert URL_SAFE.match(first[name]), name
         assert first[name] != second[name], name
     assert len({first[name] for name in SECRETS}) == len(SECRETS), "each secret is drawn on its own"
+    assert len(first["JWT_SECRET"].encode()) >= 32, "auth refuses a shorter JWT_SECRET"
 
 
 def test_a_second_run_changes_nothing(tmp_path):

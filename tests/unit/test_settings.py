@@ -161,6 +161,12 @@ MALFORMED = [
     (GatewaySettings, "AUTH_SVC_ADDRESS", "not a url"),
     (GatewaySettings, "AUTH_TIMEOUT_SECONDS", "0"),
     (GatewaySettings, "GATEWAY_PORT", "0"),
+    (GatewaySettings, "TOKEN_CACHE_SECONDS", "61"),
+    (GatewaySettings, "TOKEN_CACHE_SECONDS", "-1"),
+    (GatewaySettings, "LOGIN_ATTEMPTS_PER_CLIENT", "lots"),
+    (GatewaySettings, "LOGIN_ATTEMPTS_PER_CLIENT", "10/fortnight"),
+    (GatewaySettings, "TRUSTED_PROXIES", "10.0.0.0/8,the-ingress"),
+    (GatewaySettings, "TRUSTED_PROXIES", "300.1.1.1"),
     (ConverterSettings, "RABBITMQ_URL", "http://x"),
     (ConverterSettings, "CONVERT_TIMEOUT_SECONDS", "soon"),
     (ConverterSettings, "KEEP_VIDEOS", "perhaps"),
@@ -193,6 +199,23 @@ def test_a_rejected_secret_is_not_echoed(monkeypatch):
         load(AuthSettings)
     assert problems(raised.value) == {"JWT_SECRET"}
     assert "tooshort-s3cr3t" not in str(raised.value)
+
+
+@pytest.mark.parametrize("secret", ["x" * 31, "é" * 15 + "x", ""], ids=["31-ascii", "31-bytes-of-utf8", "empty"])
+def test_a_jwt_secret_under_32_bytes_stops_auth_with_a_clear_message(monkeypatch, secret):
+    set_valid_env(monkeypatch)
+    monkeypatch.setenv("JWT_SECRET", secret)
+    with pytest.raises(SystemExit) as raised:
+        load(AuthSettings)
+    assert problems(raised.value) == {"JWT_SECRET"}
+    assert "at least 32 bytes" in str(raised.value)
+
+
+@pytest.mark.parametrize("secret", ["x" * 32, "é" * 16], ids=["32-ascii", "32-bytes-of-utf8"])
+def test_a_jwt_secret_of_32_bytes_is_enough(monkeypatch, secret):
+    set_valid_env(monkeypatch)
+    monkeypatch.setenv("JWT_SECRET", secret)
+    assert load(AuthSettings).jwt_secret.get_secret_value() == secret
 
 
 def test_an_empty_mysql_password_is_valid(monkeypatch):

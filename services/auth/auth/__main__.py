@@ -9,11 +9,14 @@ def main() -> None:
 
     def app():
         # Imported here, in the worker, so that a reload (DEV_RELOAD) serves the code as it is now.
+        from auth import schema
         from auth.app import create_app, ensure_admin
         from auth.database import engine_for
         from auth.users import UserStore
 
-        store = UserStore(engine_for(settings))
+        engine = engine_for(settings)
+        schema.upgrade(engine)
+        store = UserStore(engine)
         ensure_admin(store, settings)
         return create_app(settings, store)
 

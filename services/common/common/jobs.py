@@ -101,6 +101,11 @@ class Jobs:
         job["_id"] = self._jobs.insert_one(job).inserted_id
         return job
 
+    def count_active(self, owner: str) -> int:
+        """How many of the owner's jobs are queued or converting."""
+        return self._jobs.count_documents(
+            {"owner": owner, "status": {"$in": [Status.QUEUED.value, Status.CONVERTING.value]}, **ALIVE})
+
     def delete(self, job_id) -> None:
         self._jobs.delete_one({"_id": object_id(job_id)})
 
@@ -134,6 +139,10 @@ class Jobs:
         cursor = self._jobs.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
         return list(cursor.limit(limit))
 
+    def ids_owned_by(self, owner: str) -> list:
+        """The ids of every job of the owner, hidden ones included."""
+        return [job["_id"] for job in self._jobs.find({"owner": owner}, {"_id": 1})]
+
     def find_by_mp3(self, mp3_fid, owner: str) -> dict | None:
         oid = object_id(mp3_fid)
         return self._jobs.find_one({"mp3_fid": oid, "owner": owner, **ALIVE}) if oid else None
@@ -146,6 +155,10 @@ class Jobs:
             query["owner"] = owner
         return self._jobs.find_one_and_update(query, {"$set": {"deleted_at": _now()}},
                                               return_document=ReturnDocument.AFTER)
+
+    def get_hidden(self, job_id) -> dict | None:
+        """A job whose deletion started and has not finished."""
+        return self._jobs.find_one({"_id": object_id(job_id), "deleted_at": {"$type": "date"}}, FILES)
 
     def hidden(self) -> Iterator[dict]:
         """Jobs whose deletion started and has not finished (a crash, or one in progress now)."""

@@ -32,6 +32,16 @@ class Removal:
         """Delete one of the owner's jobs; False when the owner has no such job."""
         return self._delete(self._jobs.hide(job_id, owner))
 
+    def delete_all_owned(self, owner: str) -> int:
+        """Delete every job of the owner with its files (their account is going); how many went."""
+        deleted = 0
+        for job_id in self._jobs.ids_owned_by(owner):
+            hidden = self._jobs.hide(job_id, owner) or self._jobs.get_hidden(job_id)
+            if hidden is not None:
+                self.finish(hidden)  # unlike one job's deletion, the whole account's must be done or fail loudly
+                deleted += 1
+        return deleted
+
     def delete(self, job: dict) -> bool:
         """Delete a job whatever its owner (retention); False when another deleter has it already."""
         return self._delete(self._jobs.hide(job["_id"]))

@@ -4,9 +4,10 @@ Each service loads only the groups it needs; `load` turns a missing or malformed
 clear message that names it, so a service stops at start instead of failing later.
 """
 
+import ipaddress
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import Field, HttpUrl, SecretStr, ValidationError
+from pydantic import Field, HttpUrl, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -36,9 +37,21 @@ class MySQLSettings(_FromEnv):
     mysql_db: str = Field(pattern=r"^[A-Za-z0-9_]+$")
 
 
+# HS256 is as strong as its key: RFC 7518 asks for at least 256 bits.
+MIN_JWT_SECRET_BYTES = 32
+
+
 class JWTSettings(_FromEnv):
-    jwt_secret: SecretStr = Field(min_length=16)
+    jwt_secret: SecretStr
     jwt_ttl_seconds: PositiveInt = 86400
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr) -> SecretStr:
+        if len(secret.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES:
+            raise ValueError(
+                f"must be at least {MIN_JWT_SECRET_BYTES} bytes long (scripts/init-env makes a random one)")
+        return secret
 
 
 class HTTPServerSettings(_FromEnv):
@@ -71,7 +84,26 @@ class GatewaySettings(LoggingSettings, TelemetrySettings, MongoSettings, BrokerS
     gateway_port: Port = 8080
     auth_svc_address: HttpUrl
     auth_timeout_seconds: Annotated[float, Field(gt=0)] = 3.0
+    # How long an accepted token is taken on trust before auth is asked again: the most time a deleted
+    # user or a changed password leaves an old token working.
+    token_cache_seconds: Annotated[int, Field(ge=0, le=60)] = 60
+    # Logins one client address may try (gateway/login_limit.py), in the `limits` notation.
+    login_attempts_per_client: str = Field("10/minute", pattern=r"^\d+ ?(/|per) ?(\d+ )?(second|minute|hour|day)s?$")
+    # Proxies in front of the gateway whose X-Forwarded-For is believed: comma-separated addresses or
+    # networks (the Ingress controller's). Empty: the connection's own address is the client.
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
     max_upload_mb: PositiveInt = 1024
+    max_active_jobs_per_user: PositiveInt = 5
     public_url: HttpUrl = HttpUrl("http://localhost:8080")
 
 
@@ -84,6 +116,7 @@ class ConsumerSettings(LoggingSettings, TelemetrySettings, MongoSettings, Broker
 
 class ConverterSettings(ConsumerSettings):
     convert_timeout_seconds: PositiveInt = 3600
+    max_duration_seconds: PositiveInt = 14400
     keep_videos: bool = False
     retention_days: Annotated[int, Field(ge=0)] = 7
     cleanup_interval_seconds: PositiveInt = 3600

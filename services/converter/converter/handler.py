@@ -100,7 +100,7 @@ class Converter:
             mp3 = Path(work) / "audio.mp3"
             source = self._source(job["video_fid"], Path(work) / "video", cancel, opened)
             result = convert(source, mp3, cancel=cancel, timeout=self._settings.convert_timeout_seconds,
-                             on_progress=on_progress)
+                             max_duration=self._settings.max_duration_seconds, on_progress=on_progress)
             self._remove_leftovers(job_id)
             mp3_fid = self._store(mp3, job)
         if not self._jobs.finish(job_id, mp3_fid):  # deleted meanwhile, or another worker won: keep theirs

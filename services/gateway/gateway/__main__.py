@@ -22,7 +22,8 @@ def build(settings: GatewaySettings):
     storage.ensure_indexes(db)
     # It declares only the queue it publishes to: its broker user may touch no other.
     publisher = Publisher(settings.rabbitmq_url, (settings.video_queue,))
-    auth = AuthClient(str(settings.auth_svc_address), settings.auth_timeout_seconds)
+    auth = AuthClient(str(settings.auth_svc_address), settings.auth_timeout_seconds,
+                      cache_seconds=settings.token_cache_seconds)
     return create_app(settings, db=db, publisher=publisher, auth=auth)
 
 

@@ -1,7 +1,9 @@
 """Calls to the auth service, each with a timeout: auth down means 503, never a hang.
 
-Validation is stateless (signature and expiry), so an accepted token's claims are kept for up to a
-minute: a client polling its job costs no round trip to auth each time.
+An accepted token's claims are kept for `cache_seconds` (TOKEN_CACHE_SECONDS, at most a minute): a
+client polling its job costs no round trip to auth each time. Auth also checks that the token's user
+still exists with the same password, so a deletion or a password change takes effect here within
+that time.
 """
 
 import threading
@@ -10,7 +12,6 @@ import time
 import requests
 from cachetools import TTLCache
 
-VALIDATION_CACHE_SECONDS = 60
 VALIDATION_CACHE_SIZE = 10_000
 
 
@@ -19,11 +20,11 @@ class AuthUnavailable(Exception):
 
 
 class AuthClient:
-    def __init__(self, base_url: str, timeout: float):
+    def __init__(self, base_url: str, timeout: float, cache_seconds: float = 60, clock=time.monotonic):
         self._base = base_url.rstrip("/")
         self._timeout = timeout
         self._http = requests.Session()
-        self._accepted: TTLCache = TTLCache(VALIDATION_CACHE_SIZE, VALIDATION_CACHE_SECONDS)
+        self._accepted: TTLCache = TTLCache(VALIDATION_CACHE_SIZE, cache_seconds, timer=clock)
         self._accepted_lock = threading.Lock()
 
     def login(self, authorization: str) -> requests.Response:

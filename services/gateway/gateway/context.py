@@ -12,6 +12,7 @@ from common.jobs import Jobs
 from common.removal import Removal
 from common.settings import GatewaySettings
 from gateway.auth_client import AuthClient
+from gateway.login_limit import LoginLimit
 
 EXTENSION = "mp3converter.gateway"
 
@@ -26,12 +27,14 @@ class Gateway:
     mp3s: gridfs.GridFSBucket
     publisher: Publisher
     auth: AuthClient
+    login_limit: LoginLimit
 
     @classmethod
     def build(cls, settings: GatewaySettings, db: Database, publisher: Publisher, auth: AuthClient) -> "Gateway":
         return cls(settings=settings, db=db, jobs=Jobs(db), removal=Removal(db),
                    videos=storage.bucket(db, storage.VIDEOS), mp3s=storage.bucket(db, storage.MP3S),
-                   publisher=publisher, auth=auth)
+                   publisher=publisher, auth=auth,
+                   login_limit=LoginLimit(settings.login_attempts_per_client, settings.trusted_proxies))
 
 
 def gateway() -> Gateway:

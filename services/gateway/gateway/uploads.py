@@ -5,18 +5,12 @@ import unicodedata
 from pathlib import PurePosixPath, PureWindowsPath
 from urllib.parse import quote
 
-import filetype
+# One sniffing for the gateway's check and the converter's demuxer.
+from common.formats import SNIFF_BYTES, video_type  # noqa: F401
 
 MIB = 1024 * 1024
-SNIFF_BYTES = 8192
 MAX_FILENAME_LENGTH = 200
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f\"\\/]")
-
-
-def video_type(head: bytes) -> str | None:
-    """The MIME type of a video container starting with these bytes, or None."""
-    kind = filetype.guess(head)
-    return kind.mime if kind is not None and kind.mime.startswith("video/") else None
 
 
 def clean_filename(name: str | None) -> str:

@@ -1,10 +1,13 @@
 """One MP3 message: tell the job's owner, exactly once per job however often it is delivered.
 
 A job deleted before its message arrives is nobody's business any more: the message is acked quietly.
+
+An e-mail that is not sent (SMTP down after the mailer's retries, or a message that cannot be built)
+never stays claimed: the claim is released and the failure logged, and the message is handed back
+once, then dead-lettered, so that it can be sent again from there.
 """
 
 import logging
-import smtplib
 import threading
 
 from pymongo.database import Database
@@ -14,7 +17,7 @@ from common.broker import Outcome
 from common.consumer import Delivery
 from common.jobs import JobGone, Jobs, Status
 from common.settings import NotificationSettings
-from notification.mail import Mailer
+from notification.mail import Mailer, subject_text
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +45,19 @@ class Notifier:
         log.info("mp3 ready", extra={"event": "job_done", "job_id": job_id, "owner": job["owner"],
                                      "mp3_fid": str(job["mp3_fid"]), "download_url": url})
         if self._mailer.enabled:
-            self._mail(job, url)
+            return self._mail(job, url, delivery.redelivered)
         return Outcome.ack()
 
-    def _mail(self, job: dict, url: str) -> None:
+    def _mail(self, job: dict, url: str, redelivered: bool) -> Outcome:
+        job_id = str(job["_id"])
         body = (f"Your MP3 of {job['filename']} is ready.\n\n"
                 f"Download it with your token:\n  curl -OJ -H 'Authorization: Bearer <token>' '{url}'\n")
         try:
-            self._mailer.send(job["owner"], f"Your MP3 is ready: {job['filename']}", body)
-        except (smtplib.SMTPException, OSError) as error:
-            # The log line above is the notification of record; mail is best effort after retries.
-            log.error("e-mail not sent", extra={"job_id": str(job["_id"]), "error": repr(error)})
+            self._mailer.send(job["owner"], f"Your MP3 is ready: {subject_text(job['filename'])}", body)
+        except Exception as error:  # whatever it is, the mail is unsent and must not stay claimed
+            self._jobs.release_notification(job_id)
+            log.error("e-mail not sent", extra={"job_id": job_id, "error": repr(error)})
+            if redelivered:
+                return Outcome.reject(f"e-mail not sent: {error!r}")
+            return Outcome.requeue(f"e-mail not sent: {error!r}")
+        return Outcome.ack()

@@ -1,4 +1,5 @@
-"""POST /login: HTTP Basic credentials in, a JWT out; auth decides, the gateway relays its answer."""
+"""POST /login: HTTP Basic credentials in, a JWT out; auth decides, the gateway relays its answer.
+Each client address may try only so many (gateway/login_limit.py)."""
 
 from flask import Blueprint, Response, request
 
@@ -16,6 +17,13 @@ MAX_BODY_BYTES = 1024
 def login():
     if (request.content_length or 0) > MAX_BODY_BYTES or "chunked" in request.headers.get("Transfer-Encoding", ""):
         return error_response(413, "too_large", "POST /login takes no body: send the credentials with HTTP Basic.")
+    limit = gateway().login_limit
+    wait = limit.attempt(limit.client(request.remote_addr, request.headers.get("X-Forwarded-For", "")))
+    if wait:
+        response = error_response(429, "too_many_logins",
+                                  f"Too many logins from your address; try again in {wait} s.")
+        response.headers["Retry-After"] = str(wait)
+        return response
     answer = gateway().auth.login(request.headers.get("Authorization", ""))
     if answer.status_code == 200:
         return Response(answer.text, mimetype="text/plain")

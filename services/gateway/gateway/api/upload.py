@@ -1,4 +1,9 @@
-"""POST /upload: a video in, a queued job out; nothing half-done stays behind when a step fails."""
+"""POST /upload: a video in, a queued job out; nothing half-done stays behind when a step fails.
+
+One user cannot fill the queue: with MAX_ACTIVE_JOBS_PER_USER jobs queued or converting, the next
+upload is refused (429) before its body is read. Two uploads racing for the last place are counted
+again once their jobs exist, and the one that finds itself over the limit undoes itself.
+"""
 
 import contextlib
 import itertools
@@ -18,6 +23,9 @@ from gateway.uploads import MIB, SNIFF_BYTES, clean_filename, video_type
 
 log = logging.getLogger(__name__)
 
+# Long enough for a short video to convert; the client may ask sooner with GET /jobs.
+RETRY_AFTER_SECONDS = 30
+
 blueprint = Blueprint("upload", __name__)
 
 
@@ -28,6 +36,8 @@ def upload():
     before anything is stored, and a body that breaks off, grows too large or holds another part
     after the file leaves nothing stored. Only then is the job recorded and its message published."""
     gw = gateway()
+    if gw.jobs.count_active(g.owner) >= gw.settings.max_active_jobs_per_user:
+        return _too_many_jobs(gw.settings.max_active_jobs_per_user)
     max_mb = gw.settings.max_upload_mb
     try:
         part = FilePart(request.stream, request.content_type)
@@ -55,6 +65,10 @@ def upload():
         with contextlib.suppress(PyMongoError):
             gw.videos.delete(video_fid)
         raise
+    if gw.jobs.count_active(g.owner) > gw.settings.max_active_jobs_per_user:  # lost a race for the last place
+        gw.jobs.delete(job["_id"])
+        gw.videos.delete(video_fid)
+        return _too_many_jobs(gw.settings.max_active_jobs_per_user)
     message = {"job_id": str(job["_id"]), "video_fid": str(video_fid), "mp3_fid": None, "owner": g.owner}
     try:
         gw.publisher.publish(gw.settings.video_queue, message)
@@ -98,3 +112,10 @@ class _Limited:
             if self.total > self.limit:
                 raise RequestEntityTooLarge()
             yield chunk
+
+
+def _too_many_jobs(limit: int):
+    response = error_response(429, "too_many_jobs", f"You already have {limit} videos waiting or converting; "
+                                                    "send this one when one of them is done.")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
