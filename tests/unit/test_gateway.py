@@ -303,6 +303,15 @@ def test_an_upload_goes_to_storage_without_a_temp_file(client, memory_db, video,
     assert stored.read() == data
 
 
+def test_a_non_video_is_refused_from_its_first_bytes_without_reading_the_rest(client, memory_db, fake_publisher):
+    body = io.BytesIO(multipart_body(b"this is not a video\n" * 50_000))  # 1 MB
+    response = client.post("/upload", input_stream=body, content_length=len(body.getvalue()),
+                           headers={**bearer(ALICE_TOKEN), "Content-Type": "multipart/form-data; boundary=B"})
+    assert_json_error(response, 415)
+    assert body.tell() < 256 * 1024
+    assert_nothing_stored(memory_db, fake_publisher)
+
+
 def test_an_upload_that_breaks_off_is_400_and_nothing_is_stored(client, memory_db, fake_publisher, video):
     body = multipart_body(video)
     response = client.post("/upload", input_stream=io.BytesIO(body[: len(body) // 2]), content_length=len(body),
