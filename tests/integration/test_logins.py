@@ -186,6 +186,27 @@ def test_64_concurrent_wrong_logins_get_at_most_5_password_checks_then_the_accou
     assert len(checks) <= MAX_FAILURES  # the right password was not checked either
 
 
+def test_the_owners_own_logins_at_once_all_succeed_and_lock_nothing(database, monkeypatch):
+    """Counting before checking must not turn right passwords in flight into a lockout."""
+    prepare(database)
+    engine = engine_for(database)
+    UserStore(engine).add(ALICE, CHEAP.hash(ALICE_PASSWORD))
+    checks = count_password_checks(monkeypatch)
+    app = auth_client(database, engine).application
+    barrier = threading.Barrier(3 * MAX_FAILURES)
+
+    def login(_: int) -> int:
+        client = app.test_client()
+        barrier.wait()
+        return client.post("/login", headers=basic(ALICE, ALICE_PASSWORD)).status_code
+
+    with ThreadPoolExecutor(3 * MAX_FAILURES) as pool:
+        statuses = list(pool.map(login, range(3 * MAX_FAILURES)))
+    assert statuses == [200] * (3 * MAX_FAILURES)
+    assert len(checks) == 3 * MAX_FAILURES
+    assert UserStore(engine).locked_for(ALICE) == 0
+
+
 def test_a_write_error_while_counting_refuses_the_login_without_checking_the_password(database, monkeypatch):
     prepare(database)
     engine = engine_for(database)

@@ -1,18 +1,22 @@
 """The auth HTTP API: POST /login (Basic) -> JWT, POST /validate (Bearer) -> claims."""
 
 import logging
+import time
 
 from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from auth import emails, tokens
 from auth.passwords import hash_password, verify_password
-from auth.users import DuplicateUser, UserStore
+from auth.users import SETTLE_SECONDS, DuplicateUser, UserStore
 from common import metrics, telemetry
 from common.http import bearer_token, error_response, install_json_errors
 from common.settings import AuthSettings, ConfigurationError
 
 log = logging.getLogger(__name__)
+
+# How long a login waits for checks in flight that hold the account's limit, before answering 429.
+SETTLE_WAIT_SECONDS = 3
 
 
 def ensure_admin(store: UserStore, settings: AuthSettings) -> None:
@@ -42,6 +46,16 @@ def create_app(settings: AuthSettings, store: UserStore) -> Flask:
         log.error("MySQL unavailable", extra={"error": repr(error)})
         return error_response(503, "database_unavailable", "The user database is unavailable; try again soon.")
 
+    def begin_attempt(email: str) -> int:
+        """UserStore.begin_attempt, waiting a moment when the limit is reached only by checks still
+        in flight: they settle within a second, and a success among them lets this attempt in."""
+        deadline = time.monotonic() + SETTLE_WAIT_SECONDS
+        while True:
+            wait = store.begin_attempt(email, settings.login_max_failures, settings.login_lockout_seconds)
+            if not wait or wait > SETTLE_SECONDS or time.monotonic() >= deadline:
+                return wait
+            time.sleep(0.2)
+
     @app.post("/login")
     def login():
         """A password is checked only after its attempt is counted (UserStore.begin_attempt): when
@@ -55,7 +69,7 @@ def create_app(settings: AuthSettings, store: UserStore) -> Flask:
         except emails.InvalidEmail as error:
             return error_response(401, "invalid_credentials", f"Wrong e-mail or password. {error}")
         try:
-            wait = store.begin_attempt(email, settings.login_max_failures, settings.login_lockout_seconds)
+            wait = begin_attempt(email)
         except (DataError, IntegrityError) as error:
             # The database answered and refused to record the attempt: a failed login, not an
             # outage (a 503 here once let guesses go uncounted); the password is never checked.
@@ -68,6 +82,7 @@ def create_app(settings: AuthSettings, store: UserStore) -> Flask:
             return response
         user = store.get(email)
         if not verify_password(user.password_hash if user else None, credentials.password or ""):
+            store.record_failure(email, settings.login_max_failures, settings.login_lockout_seconds)
             return error_response(401, "invalid_credentials", "Wrong e-mail or password.")
         store.clear_failures(email)
         return Response(tokens.issue(user, secret, settings.jwt_ttl_seconds), mimetype="text/plain")

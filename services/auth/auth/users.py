@@ -33,6 +33,9 @@ login_failures = sa.Table(
 # InnoDB's answers to two transactions that wait on each other: the loser may simply run again.
 _DEADLOCK, _LOCK_WAIT_TIMEOUT = 1213, 1205
 _ATTEMPT_TRIES = 5
+# How long the attempt that reaches the limit locks the account while the checks in flight settle
+# (a check takes well under a second; a process that dies mid-check holds the lock no longer).
+SETTLE_SECONDS = 10
 
 
 class DuplicateUser(Exception):
@@ -94,9 +97,11 @@ class UserStore:
         the seconds left of the account's lock (and nothing is counted).
 
         The count is read and written under the row's lock in one transaction, so that concurrent
-        attempts on every replica take turns: the max_failures-th attempt since the last success
-        locks the account for lockout_seconds, whatever the attempts in flight. A success clears
-        the count (`clear_failures`), and with it a lock its own attempt set."""
+        attempts on every replica take turns: once max_failures attempts since the last success are
+        counted, no further password is checked. The max_failures-th attempt locks the account for
+        SETTLE_SECONDS only, while the checks in flight settle: a failure makes it a lock of
+        lockout_seconds (`record_failure`), a success clears the count and the lock
+        (`clear_failures`), so that a user's own logins at once never lock them out."""
         for attempt in range(_ATTEMPT_TRIES):
             try:
                 with self._engine.begin() as db:
@@ -117,9 +122,18 @@ class UserStore:
         if locked_until is not None and locked_until > now:
             return max(1, int((locked_until - now).total_seconds() + 0.999))
         failures = (0 if locked_until is not None else failures) + 1  # an expired lock starts afresh
-        lock = now + timedelta(seconds=lockout_seconds) if failures >= max_failures else None
+        lock = now + timedelta(seconds=SETTLE_SECONDS) if failures >= max_failures else None
         db.execute(login_failures.update().where(row.email == email).values(failures=failures, locked_until=lock))
         return 0
+
+    def record_failure(self, email: str, max_failures: int, lockout_seconds: int) -> None:
+        """A wrong password: once max_failures attempts are counted, the account is locked for
+        lockout_seconds (a success that came first has cleared the count, and nothing is locked)."""
+        row = login_failures.c
+        with self._engine.begin() as db:
+            db.execute(login_failures.update()
+                       .where(row.email == email, row.failures >= max_failures)
+                       .values(locked_until=_utcnow() + timedelta(seconds=lockout_seconds)))
 
     def _ensure_row(self, db: Connection, email: str):
         """An insert of the account's row that does nothing when it is there. On MySQL it takes the
