@@ -162,21 +162,32 @@ def test_the_schema_upgrade_is_idempotent_and_normalises_stored_addresses(databa
     assert store.get("bob@example.com").token_version == 1
 
 
-def test_64_concurrent_wrong_logins_get_at_most_5_password_checks_then_the_account_is_locked(database, monkeypatch):
+def logins_at_once(app, passwords: list[str]) -> list[int]:
+    """Alice's logins with these passwords, all released at the same moment; their statuses."""
+    barrier = threading.Barrier(len(passwords))
+
+    def login(password: str) -> int:
+        client = app.test_client()
+        barrier.wait()
+        return client.post("/login", headers=basic(ALICE, password)).status_code
+
+    with ThreadPoolExecutor(len(passwords)) as pool:
+        return list(pool.map(login, passwords))
+
+
+@pytest.fixture
+def alice(database, monkeypatch):
+    """Auth on a fresh database with Alice's account: (its app, the passwords it checked, the engine)."""
     prepare(database)
     engine = engine_for(database)
     UserStore(engine).add(ALICE, CHEAP.hash(ALICE_PASSWORD))
     checks = count_password_checks(monkeypatch)
-    app = auth_client(database, engine).application
-    barrier = threading.Barrier(64)
+    return auth_client(database, engine).application, checks, engine
 
-    def guess(n: int) -> int:
-        client = app.test_client()
-        barrier.wait()
-        return client.post("/login", headers=basic(ALICE, f"wrong-{n}")).status_code
 
-    with ThreadPoolExecutor(64) as pool:
-        statuses = list(pool.map(guess, range(64)))
+def test_64_concurrent_wrong_logins_get_at_most_5_password_checks_then_the_account_is_locked(alice):
+    app, checks, _ = alice
+    statuses = logins_at_once(app, [f"wrong-{n}" for n in range(64)])
     assert len(checks) <= MAX_FAILURES
     assert sorted(set(statuses)) == [401, 429]
     assert statuses.count(401) == len(checks)
@@ -186,22 +197,10 @@ def test_64_concurrent_wrong_logins_get_at_most_5_password_checks_then_the_accou
     assert len(checks) <= MAX_FAILURES  # the right password was not checked either
 
 
-def test_the_owners_own_logins_at_once_all_succeed_and_lock_nothing(database, monkeypatch):
+def test_the_owners_own_logins_at_once_all_succeed_and_lock_nothing(alice):
     """Counting before checking must not turn right passwords in flight into a lockout."""
-    prepare(database)
-    engine = engine_for(database)
-    UserStore(engine).add(ALICE, CHEAP.hash(ALICE_PASSWORD))
-    checks = count_password_checks(monkeypatch)
-    app = auth_client(database, engine).application
-    barrier = threading.Barrier(3 * MAX_FAILURES)
-
-    def login(_: int) -> int:
-        client = app.test_client()
-        barrier.wait()
-        return client.post("/login", headers=basic(ALICE, ALICE_PASSWORD)).status_code
-
-    with ThreadPoolExecutor(3 * MAX_FAILURES) as pool:
-        statuses = list(pool.map(login, range(3 * MAX_FAILURES)))
+    app, checks, engine = alice
+    statuses = logins_at_once(app, [ALICE_PASSWORD] * (3 * MAX_FAILURES))
     assert statuses == [200] * (3 * MAX_FAILURES)
     assert len(checks) == 3 * MAX_FAILURES
     assert UserStore(engine).locked_for(ALICE) == 0
