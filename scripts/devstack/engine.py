@@ -102,6 +102,9 @@ def stop() -> bool:
     if not marker.exists():
         return False
     pid = int(marker.read_text())
+    if not _is_dockerd(pid):  # a marker left from before a reboot: its pid may be anyone's now
+        marker.unlink(missing_ok=True)
+        return False
     try:
         os.kill(pid, signal.SIGTERM)
         for _ in range(300):
@@ -115,6 +118,14 @@ def stop() -> bool:
         pass
     marker.unlink(missing_ok=True)
     return True
+
+
+def _is_dockerd(pid: int) -> bool:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
+        return False
+    return Path(command.decode(errors="replace")).name == "dockerd"
 
 
 def _reaped(pid: int) -> bool:

@@ -30,6 +30,21 @@ def test_an_engine_that_answers_is_used_and_left_alone(docker_engine, monkeypatc
     assert engine.problem() is None
 
 
+def test_a_stale_marker_never_stops_another_process(monkeypatch, tmp_path):
+    """A marker that outlived its engine (a reboot) names a pid that may be anyone's now."""
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        marker = tmp_path / "pid"
+        marker.write_text(f"{bystander.pid}\n")
+        monkeypatch.setattr(engine, "layout", lambda real=engine.layout: replace(real(), marker=marker))
+        assert engine.stop() is False
+        assert bystander.poll() is None, "the process the stale marker named was stopped"
+        assert not marker.exists()
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
 @pytest.fixture
 def second_engine(docker_engine, monkeypatch):
     if os.geteuid() != 0 or shutil.which("dockerd") is None:
