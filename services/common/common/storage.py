@@ -1,6 +1,7 @@
 """MongoDB: the database handle, and the GridFS buckets that hold videos and MP3s."""
 
 import contextlib
+import io
 import threading
 from collections.abc import Iterable
 
@@ -102,6 +103,41 @@ def _whole_chunks(pieces: Iterable[bytes], size: int) -> Iterable[bytes]:
             pending, held = ([joined[whole:]] if held > whole else []), held - whole
     if held:
         yield b"".join(pending)
+
+
+class _Download(io.RawIOBase):
+    """A GridFS download as a raw stream, for io.BufferedReader."""
+
+    def __init__(self, download):
+        self._download = download
+
+    def readinto(self, buffer) -> int:
+        data = self._download.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, position: int, whence: int = io.SEEK_SET) -> int:
+        return self._download.seek(position, whence)
+
+    def tell(self) -> int:
+        return self._download.tell()
+
+    def close(self) -> None:
+        self._download.close()
+        super().close()
+
+
+def rereadable(download, head_bytes: int = 64 * 1024) -> io.BufferedReader:
+    """The download, with its first `head_bytes` kept: looking at a file's head and going back to its
+    start costs no second fetch (a GridFS download drops its chunk at every seek, and a video chunk is
+    4 MiB)."""
+    return io.BufferedReader(_Download(download), buffer_size=head_bytes)
 
 
 def bucket(db: Database, name: str) -> gridfs.GridFSBucket:

@@ -125,7 +125,7 @@ class Converter:
     def _open_streamable(self, video_fid):
         """The stored video, open, when ffmpeg can read it front to back (its bytes are then read
         during the ffmpeg span); None when it needs a seekable copy."""
-        video = self._videos.open_download_stream(video_fid)
+        video = storage.rereadable(self._videos.open_download_stream(video_fid))
         if containers.streamable(video):
             return video
         video.close()
