@@ -29,7 +29,6 @@ DEMUXER_OF = {
 }
 
 
-
 def video_type(head: bytes) -> str | None:
     """The MIME type of an accepted video container starting with these bytes, or None."""
     kind = filetype.guess(head)

@@ -1,12 +1,9 @@
-"""What an upload may be: a video container, recognised by its bytes, never by its name."""
+"""What an upload is called: a safe name to store it under, and to send it back as."""
 
 import re
 import unicodedata
 from pathlib import PurePosixPath, PureWindowsPath
 from urllib.parse import quote
-
-# One sniffing for the gateway's check and the converter's demuxer.
-from common.formats import SNIFF_BYTES, video_type  # noqa: F401
 
 MIB = 1024 * 1024
 MAX_FILENAME_LENGTH = 200

@@ -15,11 +15,12 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from common import metrics, telemetry
 from common.broker import PublishError
+from common.formats import SNIFF_BYTES, video_type
 from common.http import error_response
 from gateway.access import login_required
 from gateway.context import gateway
 from gateway.multipart import FilePart, NotOneFile
-from gateway.uploads import MIB, SNIFF_BYTES, clean_filename, video_type
+from gateway.uploads import MIB, clean_filename
 
 log = logging.getLogger(__name__)
 
