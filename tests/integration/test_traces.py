@@ -23,7 +23,7 @@ from common.broker import Outcome, Publisher
 from common.consumer import Consumer
 from common.logs import JSONFormatter
 from common.settings import ConverterSettings, GatewaySettings, load
-from devstack.throwaway import environment
+from runlocal.throwaway import environment
 from tests.integration.test_flow import create_user
 from tests.servers import Client, free_port, ready_run_local
 

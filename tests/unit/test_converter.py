@@ -21,7 +21,7 @@ from converter import containers, ffmpeg
 from converter import handler as converter_handler
 from converter.ffmpeg import Cancelled, ConversionFailed, convert
 from converter.handler import Converter
-from devstack.media import audio_seconds, make_video, module_posing_as_matroska
+from sample_media import audio_seconds, make_video, module_posing_as_matroska
 
 SETTINGS = dict(rabbitmq_url="amqp://guest:guest@127.0.0.1/", video_queue="video", mp3_queue="mp3", max_attempts=3)
 

@@ -24,8 +24,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from devstack.bench_inputs import Video
-from devstack.bench_util import Row, Stopwatch, median, ratio_text, rotate, seconds, verdict
+from bench.inputs import Video
+from bench.util import Row, Stopwatch, median, ratio_text, rotate, seconds, verdict
 
 TARGET = 1.10
 VARIANTS = ("raw ffmpeg", "step", "step+storage", "moviepy")
