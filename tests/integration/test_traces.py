@@ -19,8 +19,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from common import telemetry
-from common.broker import Outcome, Publisher
+from common.broker import Publisher
 from common.consumer import Consumer
+from common.handler import Outcome
 from common.logs import JSONFormatter
 from common.settings import ConverterSettings, GatewaySettings, load
 from runlocal.throwaway import environment

@@ -203,8 +203,8 @@ def child_gateway(spill_dir: Path) -> None:
 
 def child_converter(video: Path, warm_up: Path, spill_dir: Path) -> None:
     from common import storage
-    from common.broker import Action, encode
-    from common.consumer import Delivery
+    from common.broker import encode
+    from common.handler import Action, Delivery
     from common.jobs import Jobs
     from common.settings import ConverterSettings, load
     from converter.handler import Converter
