@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from common import storage
 from common.formats import SNIFF_BYTES, demuxer_of_head, video_type
 from converter.streamable import is_streamable
+from sample_media import box_claiming_two_to_the_64
 
 FTYP = struct.pack(">I4s", 24, b"ftyp") + b"isom" + b"\x00\x00\x02\x00" + b"isomiso2"
 
@@ -19,8 +20,7 @@ def box(kind: bytes, size: int, payload: bytes = b"") -> bytes:
 
 
 def huge_box_mp4() -> bytes:
-    """An MP4 whose second top-level box claims a 64-bit size near 2**64 (size=1, then largesize)."""
-    return FTYP + box(b"free", 1, struct.pack(">Q", 0xFFFFFFFFFFFFFFF0)) + b"\x00" * 64
+    return box_claiming_two_to_the_64()
 
 
 def test_a_box_claiming_a_size_near_two_to_the_64_is_not_streamable_and_raises_nothing():
