@@ -1,5 +1,9 @@
 """The jobs collection: one document per upload, updated by each service as the job moves on.
 
+A job's `owner` is its account's id (auth's users.id, the token's `uid`), never its address: an address
+can be given to a new account, an id never is. The address is kept beside it (`email`), for the mail.
+Jobs recorded before this carry the address as their owner (gateway.legacy_jobs hands them over).
+
 Every transition is a single conditional update, so that redelivered messages and concurrent
 workers can never move a job backwards or finish it twice.
 
@@ -82,10 +86,11 @@ class Jobs:
         self._jobs.create_index("updated_at")
         self._jobs.create_index("deleted_at", sparse=True)
 
-    def create(self, owner: str, filename: str, video_fid: ObjectId) -> dict:
+    def create(self, owner: int, filename: str, video_fid: ObjectId, email: str | None = None) -> dict:
         now = _now()
         job = {
             "owner": owner,
+            "email": email,
             "filename": filename,
             "video_fid": video_fid,
             "mp3_fid": None,
@@ -139,9 +144,18 @@ class Jobs:
         cursor = self._jobs.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
         return list(cursor.limit(limit))
 
-    def ids_owned_by(self, owner: str) -> list:
-        """The ids of every job of the owner, hidden ones included."""
-        return [job["_id"] for job in self._jobs.find({"owner": owner}, {"_id": 1})]
+    def ids_of_account(self, account_id: int | None, email: str) -> list:
+        """The ids of every job, hidden ones included, of the account with this id, and of any account
+        that had this address: recorded under the address (before jobs were keyed by id), or under an
+        earlier account's id (a token taken on trust for a moment after that account was deleted)."""
+        query = [{"email": email}, {"owner": email}] + ([{"owner": account_id}] if account_id is not None else [])
+        return [job["_id"] for job in self._jobs.find({"$or": query}, {"_id": 1})]
+
+    def adopt(self, email: str, account_id: int, since: datetime) -> int:
+        """Key by the account's id the jobs recorded under its address (before jobs were keyed by id)
+        no earlier than the account was made; how many."""
+        return self._jobs.update_many({"owner": email, "created_at": {"$gte": since}},
+                                      {"$set": {"owner": account_id, "email": email}}).modified_count
 
     def find_by_mp3(self, mp3_fid, owner: str) -> dict | None:
         oid = object_id(mp3_fid)

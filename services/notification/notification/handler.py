@@ -50,7 +50,7 @@ class Notifier:
     def _announce(self, job: dict, redelivered: bool) -> Outcome:
         url = f"{self._public_url}/download?fid={job['mp3_fid']}"
         log.info("mp3 ready", extra={"event": "job_done", "job_id": str(job["_id"]), "owner": job["owner"],
-                                     "mp3_fid": str(job["mp3_fid"]), "download_url": url})
+                                     "email": _address(job), "mp3_fid": str(job["mp3_fid"]), "download_url": url})
         if self._mailer.enabled:
             return self._mail(job, url, redelivered)
         return Outcome.ack()
@@ -70,7 +70,7 @@ class Notifier:
         body = (f"Your MP3 of {job['filename']} is ready.\n\n"
                 f"Download it with your token:\n  curl -OJ -H 'Authorization: Bearer <token>' '{url}'\n")
         try:
-            self._mailer.send(job["owner"], f"Your MP3 is ready: {subject_text(job['filename'])}", body)
+            self._mailer.send(_address(job), f"Your MP3 is ready: {subject_text(job['filename'])}", body)
         except Exception as error:  # whatever it is, the mail is unsent and must not stay claimed
             self._jobs.release_notification(job_id)
             log.error("e-mail not sent", extra={"job_id": job_id, "error": repr(error)})
@@ -78,3 +78,9 @@ class Notifier:
                 return Outcome.reject(f"e-mail not sent: {error!r}")
             return Outcome.requeue(f"e-mail not sent: {error!r}")
         return Outcome.ack()
+
+
+def _address(job: dict) -> str:
+    """Where the owner is told: the address recorded with the job; a job from before jobs were keyed by
+    account id has its address as its owner."""
+    return job.get("email") or job["owner"]

@@ -20,6 +20,7 @@ from tests.unit.gateway.calls import (
 )
 from tests.unit.gateway_double import (
     ALICE,
+    ALICE_ID,
     ALICE_TOKEN,
     BOB_TOKEN,
     VIDEO_QUEUE,
@@ -37,13 +38,14 @@ def test_upload_stores_the_video_records_a_job_and_queues_one_message(client, me
     assert set(body) == {"job_id", "video_fid", "status"}
     assert body["status"] == "queued"
     assert fake_publisher.published == [
-        (VIDEO_QUEUE, {"job_id": body["job_id"], "video_fid": body["video_fid"], "mp3_fid": None, "owner": ALICE})
+        (VIDEO_QUEUE, {"job_id": body["job_id"], "video_fid": body["video_fid"], "mp3_fid": None, "owner": ALICE_ID})
     ]
     stored = storage.bucket(memory_db, storage.VIDEOS).open_download_stream(ObjectId(body["video_fid"]))
     assert stored.read() == video
     assert memory_db["videos.files"].count_documents({}) == 1  # where assert_nothing_stored looks
     job = memory_db["jobs"].find_one({"_id": ObjectId(body["job_id"])})
-    assert (job["owner"], job["filename"], job["video_fid"]) == (ALICE, "clip.mp4", ObjectId(body["video_fid"]))
+    assert (job["owner"], job["filename"], job["video_fid"]) == (ALICE_ID, "clip.mp4", ObjectId(body["video_fid"]))
+    assert job["email"] == ALICE  # for the mail
 
 
 @pytest.mark.parametrize("sample", ["faststart.mp4", "plain.mp4", "video.mkv", "video.mov", "silent.mp4"])
@@ -252,7 +254,10 @@ def test_upload_when_the_queue_refuses_is_503_and_leaves_no_orphan(client, memor
 
 def test_upload_when_the_job_cannot_be_recorded_is_503_and_leaves_no_orphan(client, memory_db, fake_publisher,
                                                                           video, monkeypatch):
-    monkeypatch.setattr(Jobs, "create", lambda *_args: (_ for _ in ()).throw(ServerSelectionTimeoutError("down")))
+    def storage_down(*_args, **_kwargs):
+        raise ServerSelectionTimeoutError("down")
+
+    monkeypatch.setattr(Jobs, "create", storage_down)
     assert_json_error(upload(client, video), 503)
     assert_nothing_stored(memory_db, fake_publisher)
 

@@ -61,7 +61,7 @@ def upload():
         return _not_one_file()
     size = sized.total
     try:
-        job = gw.jobs.create(g.owner, filename, video_fid)
+        job = gw.jobs.create(g.owner, filename, video_fid, email=g.email)
     except PyMongoError:
         with contextlib.suppress(PyMongoError):
             gw.videos.delete(video_fid)
