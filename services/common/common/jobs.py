@@ -7,13 +7,17 @@ Jobs recorded before this carry the address as their owner (gateway.legacy_jobs 
 Every transition is a single conditional update, so that redelivered messages and concurrent
 workers can never move a job backwards or finish it twice.
 
+An upload holds a place from before its body is read: a job in state `uploading` that nobody sees
+(every query for its owner leaves it out) and that counts towards the owner's limit while the upload
+keeps it fresh (`touch`); one whose process died stops counting after STALE_UPLOAD_SECONDS.
+
 A deleted job is first hidden (`deleted_at` set), then its files go, then its document
 (common.removal). Every query here but `hidden` sees only jobs that are not hidden, so from the
 moment of deletion no owner, download or conversion step finds the job any more.
 """
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from bson import ObjectId
@@ -22,10 +26,11 @@ from pymongo.database import Database
 
 from common import metrics
 from common.handler import Reject, decode
-from common.storage import object_id
+from common.storage import new_id, object_id
 
 
 class Status(StrEnum):
+    UPLOADING = "uploading"  # its body is arriving: no one sees it yet
     QUEUED = "queued"
     CONVERTING = "converting"
     DONE = "done"
@@ -35,6 +40,13 @@ class Status(StrEnum):
 FINAL = (Status.DONE, Status.FAILED)
 # Jobs that are not being deleted. (`None` also matches documents from before the field existed.)
 ALIVE = {"deleted_at": None}
+# What an owner sees: jobs that are neither being deleted nor still being uploaded.
+VISIBLE = {**ALIVE, "status": {"$ne": Status.UPLOADING.value}}
+# An upload touches its job at least this often while its body arrives (a stalled body is cut after
+# 30 s, common.http_worker)...
+TOUCH_SECONDS = 10
+# ...so an `uploading` job untouched for this long was left by a process that died.
+STALE_UPLOAD_SECONDS = 120
 
 
 # What deleting a job needs to know of it.
@@ -86,7 +98,8 @@ class Jobs:
         self._jobs.create_index("updated_at")
         self._jobs.create_index("deleted_at", sparse=True)
 
-    def create(self, owner: int, filename: str, video_fid: ObjectId, email: str | None = None) -> dict:
+    def create(self, owner: int, filename: str, video_fid: ObjectId, email: str | None = None,
+               status: Status = Status.QUEUED) -> dict:
         now = _now()
         job = {
             "owner": owner,
@@ -94,7 +107,7 @@ class Jobs:
             "filename": filename,
             "video_fid": video_fid,
             "mp3_fid": None,
-            "status": Status.QUEUED.value,
+            "status": status.value,
             "progress": 0,
             "error": None,
             "attempts": 0,
@@ -103,13 +116,34 @@ class Jobs:
             "created_at": now,
             "updated_at": now,
         }
-        job["_id"] = self._jobs.insert_one(job).inserted_id
+        job["_id"] = self._jobs.insert_one({"_id": new_id(), **job}).inserted_id
         return job
 
-    def count_active(self, owner: str) -> int:
-        """How many of the owner's jobs are queued or converting."""
-        return self._jobs.count_documents(
-            {"owner": owner, "status": {"$in": [Status.QUEUED.value, Status.CONVERTING.value]}, **ALIVE})
+    def reserve(self, owner: int, email: str | None, video_fid: ObjectId) -> dict:
+        """A place for an upload whose body is about to be read: a job `uploading` into `video_fid`."""
+        return self.create(owner, "", video_fid, email=email, status=Status.UPLOADING)
+
+    def touch(self, job_id) -> None:
+        """An upload in progress keeps its place."""
+        self._jobs.update_one({"_id": object_id(job_id), "status": Status.UPLOADING.value},
+                              {"$set": {"updated_at": _now()}})
+
+    def queue(self, job_id, filename: str) -> dict | None:
+        """The upload is stored: the job is queued, and shown from now on (as made now, so that a walk
+        through the pages of GET /jobs never misses it). None when it is no longer there."""
+        now = _now()
+        return self._jobs.find_one_and_update(
+            {"_id": object_id(job_id), "status": Status.UPLOADING.value, **ALIVE},
+            {"$set": {"status": Status.QUEUED.value, "filename": filename, "created_at": now, "updated_at": now}},
+            return_document=ReturnDocument.AFTER)
+
+    def count_active(self, owner: int) -> int:
+        """How many of the owner's jobs are queued or converting, or uploading now."""
+        fresh = _now() - timedelta(seconds=STALE_UPLOAD_SECONDS)
+        return self._jobs.count_documents({"owner": owner, **ALIVE, "$or": [
+            {"status": {"$in": [Status.QUEUED.value, Status.CONVERTING.value]}},
+            {"status": Status.UPLOADING.value, "updated_at": {"$gte": fresh}},
+        ]})
 
     def delete(self, job_id) -> None:
         self._jobs.delete_one({"_id": object_id(job_id)})
@@ -129,15 +163,15 @@ class Jobs:
             raise JobGone(job_id)
         return job
 
-    def get_owned(self, job_id, owner: str) -> dict | None:
+    def get_owned(self, job_id, owner: int) -> dict | None:
         oid = object_id(job_id)
-        return self._jobs.find_one({"_id": oid, "owner": owner, **ALIVE}) if oid else None
+        return self._jobs.find_one({"_id": oid, "owner": owner, **VISIBLE}) if oid else None
 
-    def list_owned(self, owner: str, limit: int, after: tuple[datetime, ObjectId] | None = None) -> list[dict]:
+    def list_owned(self, owner: int, limit: int, after: tuple[datetime, ObjectId] | None = None) -> list[dict]:
         """Up to `limit` of the owner's jobs, newest first: (created_at, _id) descending, starting
         after the job whose key is `after`. Jobs created meanwhile sort before it, so a walk through
         the pages neither repeats nor skips one."""
-        query = {"owner": owner, **ALIVE}
+        query = {"owner": owner, **VISIBLE}
         if after is not None:
             created_at, oid = after
             query["$or"] = [{"created_at": {"$lt": created_at}}, {"created_at": created_at, "_id": {"$lt": oid}}]
@@ -157,16 +191,16 @@ class Jobs:
         return self._jobs.update_many({"owner": email, "created_at": {"$gte": since}},
                                       {"$set": {"owner": account_id, "email": email}}).modified_count
 
-    def find_by_mp3(self, mp3_fid, owner: str) -> dict | None:
+    def find_by_mp3(self, mp3_fid, owner: int) -> dict | None:
         oid = object_id(mp3_fid)
-        return self._jobs.find_one({"mp3_fid": oid, "owner": owner, **ALIVE}) if oid else None
+        return self._jobs.find_one({"mp3_fid": oid, "owner": owner, **VISIBLE}) if oid else None
 
-    def hide(self, job_id, owner: str | None = None) -> dict | None:
+    def hide(self, job_id, owner: int | None = None) -> dict | None:
         """Start deleting a job: from now on only `hidden` finds it. None when there is no such job
-        (of this owner), or another deletion has it already."""
+        (of this owner, who sees it), or another deletion has it already."""
         query = {"_id": object_id(job_id), **ALIVE}
         if owner is not None:
-            query["owner"] = owner
+            query.update(owner=owner, **VISIBLE)
         return self._jobs.find_one_and_update(query, {"$set": {"deleted_at": _now()}},
                                               return_document=ReturnDocument.AFTER)
 

@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import secrets
 import threading
 from collections.abc import Iterable
 
@@ -72,11 +73,15 @@ class Bucket(gridfs.GridFSBucket):
         with span(f"GridFS upload {self.name}"):
             return super().upload_from_stream(filename, source, *args, **kwargs)
 
-    def upload_from_chunks(self, filename: str, chunks: Iterable[bytes], metadata: dict):
+    def upload_from_stream_with_id(self, file_id, filename, source, *args, **kwargs):
+        with span(f"GridFS upload {self.name}"):
+            return super().upload_from_stream_with_id(file_id, filename, source, *args, **kwargs)
+
+    def upload_from_chunks(self, file_id: ObjectId, filename: str, chunks: Iterable[bytes], metadata: dict):
         """Store the pieces as one file, as they come. When they stop with an exception, whatever was
         already written is removed (pymongo's own upload_from_stream leaves those chunks behind)."""
         with span(f"GridFS upload {self.name}"):
-            stored = self.open_upload_stream(filename, metadata=metadata)
+            stored = self.open_upload_stream_with_id(file_id, filename, metadata=metadata)
             try:
                 for piece in _whole_chunks(chunks, stored.chunk_size):
                     stored.write(piece)
@@ -159,6 +164,12 @@ def delete_file(files: gridfs.GridFSBucket, file_id) -> None:
 def ensure_indexes(db: Database) -> None:
     """The MP3s stored for a job are looked up by its id (leftovers of a failed attempt, deletion)."""
     db[f"{MP3S}.files"].create_index("metadata.job_id")
+
+
+def new_id() -> ObjectId:
+    """An id for a job or a stored file, of ObjectId's shape but random: an ObjectId's counter would tell
+    anyone who sees two of their own ids how many others were made in between."""
+    return ObjectId(secrets.token_bytes(12))
 
 
 def object_id(text) -> ObjectId | None:

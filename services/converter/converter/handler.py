@@ -158,9 +158,11 @@ class Converter:
     @storage_retry
     def _store(self, mp3: Path, job: dict):
         with mp3.open("rb") as source:
-            return self._mp3s.upload_from_stream(
-                mp3_name(job["filename"]), source, metadata={"job_id": str(job["_id"]), "owner": job["owner"]}
+            mp3_fid = storage.new_id()
+            self._mp3s.upload_from_stream_with_id(
+                mp3_fid, mp3_name(job["filename"]), source, metadata={"job_id": str(job["_id"]), "owner": job["owner"]}
             )
+            return mp3_fid
 
     @storage_retry
     def _remove_leftovers(self, job_id: str) -> None:

@@ -1,5 +1,6 @@
 """GET /jobs and GET /jobs/<id>: the caller's jobs only, in stable pages."""
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -69,10 +70,15 @@ def test_a_job_that_is_not_the_callers_is_404_json(client, video, job_id):
     assert_json_error(client.get(f"/jobs/{job_id}", headers=bearer(ALICE_TOKEN)), 404)
 
 
-def add_jobs(db, owner: str, count: int) -> list[str]:
-    """`count` queued jobs of `owner`, straight into storage; their ids, oldest first."""
-    jobs = Jobs(db)
-    return [str(jobs.create(owner, f"clip{n}.mp4", ObjectId())["_id"]) for n in range(count)]
+def add_jobs(db, owner: int, count: int) -> list[str]:
+    """`count` queued jobs of `owner`, straight into storage, a millisecond apart (ids are random, so
+    only the time orders them); their ids, oldest first."""
+    jobs, ids = Jobs(db), []
+    for n in range(count):
+        job = jobs.create(owner, f"clip{n}.mp4", ObjectId())
+        ids.append(str(job["_id"]))
+        time.sleep(0.002)
+    return ids
 
 
 def walk(client, limit=None, token=ALICE_TOKEN, between_pages=lambda: None) -> tuple[list[str], int]:

@@ -232,7 +232,8 @@ def test_pieces_that_stop_with_an_error_leave_no_chunk_stored(memory_db):
         raise ConnectionResetError("the client went away")
 
     with pytest.raises(ConnectionResetError):
-        storage.bucket(memory_db, storage.VIDEOS).upload_from_chunks("clip.mp4", pieces(), metadata={})
+        videos = storage.bucket(memory_db, storage.VIDEOS)
+        videos.upload_from_chunks(storage.new_id(), "clip.mp4", pieces(), metadata={})
     assert memory_db["videos.files"].count_documents({}) == 0
     assert memory_db["videos.chunks"].count_documents({}) == 0
 
@@ -307,27 +308,47 @@ def test_max_active_jobs_per_user_sets_the_limit(memory_db, fake_publisher, fake
     assert [upload(client, video).status_code for _ in range(3)] == [202, 202, 429]
 
 
-def test_an_upload_that_loses_the_race_for_the_last_place_undoes_itself(client, memory_db, fake_publisher,
-                                                                         video, monkeypatch):
-    """Two uploads both saw four jobs in flight; the one whose recount finds six leaves nothing behind."""
+def test_an_upload_that_races_another_for_the_last_place_undoes_itself(client, memory_db, fake_publisher,
+                                                                        video, monkeypatch):
+    """Four jobs in flight; another upload takes the last place between this one's reservation and its
+    count: this one finds six places taken and leaves nothing behind, before reading its body."""
     for n in range(4):
         assert upload(client, video, f"{n}.mp4").status_code == 202
     real_count = Jobs.count_active
     counts = []
 
-    def other_upload_lands_meanwhile(jobs, owner):
+    def other_upload_reserves_meanwhile(jobs, owner):
+        Jobs(memory_db).reserve(owner, None, ObjectId())
         counts.append(real_count(jobs, owner))
-        if len(counts) == 2:  # the recount: the racing upload's job exists by now
-            Jobs(memory_db).create(owner, "racer.mp4", ObjectId())
-            return real_count(jobs, owner)
         return counts[-1]
 
-    monkeypatch.setattr(Jobs, "count_active", other_upload_lands_meanwhile)
+    monkeypatch.setattr(Jobs, "count_active", other_upload_reserves_meanwhile)
     before = upload_counts(memory_db, fake_publisher)
 
     assert_too_many_jobs(upload(client, video, "loser.mp4"))
 
-    assert counts == [4, 5]
+    assert counts == [6]
     videos, jobs, published = upload_counts(memory_db, fake_publisher)
-    assert (videos, jobs - 1, published) == before  # only the racer's job is new
-    assert memory_db["jobs"].count_documents({"filename": "loser.mp4"}) == 0
+    assert (videos, jobs - 1, published) == before  # only the racer's place is new
+    assert memory_db["jobs"].count_documents({"status": "uploading"}) == 1  # the racer's, not this one's
+
+
+def test_an_upload_in_progress_holds_a_place_that_nobody_sees_until_a_dead_process_lets_it_go(
+        client, memory_db, video):
+    from datetime import timedelta
+
+    from common.jobs import STALE_UPLOAD_SECONDS
+    from tests.unit.gateway_double import ALICE_ID
+
+    jobs = Jobs(memory_db)
+    in_progress = [jobs.reserve(ALICE_ID, ALICE, ObjectId()) for _ in range(5)]
+
+    assert client.get("/jobs", headers=bearer(ALICE_TOKEN)).get_json()["jobs"] == []
+    assert client.get(f"/jobs/{in_progress[0]['_id']}", headers=bearer(ALICE_TOKEN)).status_code == 404
+    assert client.delete(f"/jobs/{in_progress[0]['_id']}", headers=bearer(ALICE_TOKEN)).status_code == 404
+    assert_too_many_jobs(upload(client, video))
+
+    died = in_progress[0]["_id"]  # its process died: nobody touches it any more
+    memory_db["jobs"].update_one({"_id": died}, {"$set": {"updated_at": jobs.get(died)["updated_at"]
+                                                          - timedelta(seconds=STALE_UPLOAD_SECONDS + 1)}})
+    assert upload(client, video).status_code == 202

@@ -1,22 +1,26 @@
 """POST /upload: a video in, a queued job out; nothing half-done stays behind when a step fails.
 
-One user cannot fill the queue: with MAX_ACTIVE_JOBS_PER_USER jobs queued or converting, the next
-upload is refused (429) before its body is read. Two uploads racing for the last place are counted
-again once their jobs exist, and the one that finds itself over the limit undoes itself.
+One user cannot fill the queue nor the gateway's memory: an upload takes a place among the user's
+MAX_ACTIVE_JOBS_PER_USER before its body is read (common.jobs: a job `uploading`, which nobody sees),
+and with every place taken, by jobs queued or converting or by uploads in progress, it is refused
+(429) there. Two uploads racing for the last place both count each other, so neither can overshoot.
+Whatever ends the upload other than its 202 frees its place and removes what it stored.
 """
 
 import contextlib
 import itertools
 import logging
+import time
 
 from flask import Blueprint, g, jsonify, request
 from pymongo.errors import PyMongoError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from common import metrics, telemetry
+from common import metrics, storage, telemetry
 from common.broker import PublishError
 from common.formats import SNIFF_BYTES, video_type
 from common.http import error_response
+from common.jobs import TOUCH_SECONDS
 from gateway.access import login_required
 from gateway.context import gateway
 from gateway.filenames import MIB, clean_filename
@@ -33,11 +37,23 @@ blueprint = Blueprint("upload", __name__)
 @blueprint.post("/upload")
 @login_required
 def upload():
+    gw = gateway()
+    place = gw.jobs.reserve(g.owner, g.email, storage.new_id())
+    try:
+        response = _receive(gw, place)
+    except BaseException:
+        _release(gw, place)
+        raise
+    if response.status_code != 202:
+        _release(gw, place)
+    return response
+
+
+def _receive(gw, place: dict):
     """The body goes straight into GridFS as it arrives (no temp file): the first bytes are sniffed
     before anything is stored, and a body that breaks off, grows too large or holds another part
-    after the file leaves nothing stored. Only then is the job recorded and its message published."""
-    gw = gateway()
-    if gw.jobs.count_active(g.owner) >= gw.settings.max_active_jobs_per_user:
+    after the file leaves nothing stored. Only then is the job queued and its message published."""
+    if gw.jobs.count_active(g.owner) > gw.settings.max_active_jobs_per_user:
         return _too_many_jobs(gw.settings.max_active_jobs_per_user)
     max_mb = gw.settings.max_upload_mb
     try:
@@ -52,38 +68,39 @@ def upload():
     if content_type is None:
         return error_response(415, "not_a_video", "Upload a video file (mp4, mkv, mov, webm, avi, ...).")
     filename = clean_filename(part.filename)
-    sized = _Limited(max_mb * MIB, itertools.chain([head], data))
+    sized = _Limited(max_mb * MIB, itertools.chain([head], data), on_progress=lambda: gw.jobs.touch(place["_id"]))
     try:
-        video_fid = gw.videos.upload_from_chunks(
-            filename, sized, metadata={"owner": g.owner, "content_type": content_type}
-        )
+        gw.videos.upload_from_chunks(place["video_fid"], filename, sized,
+                                     metadata={"owner": g.owner, "content_type": content_type})
     except NotOneFile:
         return _not_one_file()
-    size = sized.total
-    try:
-        job = gw.jobs.create(g.owner, filename, video_fid, email=g.email)
-    except PyMongoError:
-        with contextlib.suppress(PyMongoError):
-            gw.videos.delete(video_fid)
-        raise
-    if gw.jobs.count_active(g.owner) > gw.settings.max_active_jobs_per_user:  # lost a race for the last place
-        gw.jobs.delete(job["_id"])
-        gw.videos.delete(video_fid)
-        return _too_many_jobs(gw.settings.max_active_jobs_per_user)
-    message = {"job_id": str(job["_id"]), "video_fid": str(video_fid), "mp3_fid": None, "owner": g.owner}
+    job = gw.jobs.queue(place["_id"], filename)
+    if job is None:  # its place was taken away meanwhile (retention sweeping what looked abandoned)
+        return _queue_unavailable()
+    message = {"job_id": str(job["_id"]), "video_fid": str(job["video_fid"]), "mp3_fid": None, "owner": g.owner}
     try:
         gw.publisher.publish(gw.settings.video_queue, message)
     except PublishError as error:
-        # Nothing half-done stays behind: no job that never runs, no video nobody owns.
         log.error("could not queue the upload", extra={"job_id": message["job_id"], "error": str(error)})
-        gw.jobs.delete(job["_id"])
-        gw.videos.delete(video_fid)
-        return error_response(503, "queue_unavailable",
-                              "The job queue is unavailable, so nothing was stored; try again soon.")
-    metrics.upload_accepted(size)
+        return _queue_unavailable()
+    metrics.upload_accepted(sized.total)
     telemetry.annotate(job_id=message["job_id"])
     log.info("upload queued", extra={"job_id": message["job_id"], "owner": g.owner, "upload_name": filename})
-    return jsonify(job_id=message["job_id"], video_fid=message["video_fid"], status=job["status"]), 202
+    accepted = jsonify(job_id=message["job_id"], video_fid=message["video_fid"], status=job["status"])
+    accepted.status_code = 202
+    return accepted
+
+
+def _release(gw, place: dict) -> None:
+    """Nothing half-done stays behind: no job that never runs, no video nobody owns, no place held."""
+    with contextlib.suppress(PyMongoError):
+        storage.delete_file(gw.videos, place["video_fid"])
+        gw.jobs.delete(place["_id"])
+
+
+def _queue_unavailable():
+    return error_response(503, "queue_unavailable",
+                          "The job queue is unavailable, so nothing was stored; try again soon.")
 
 
 def _not_one_file():
@@ -102,16 +119,21 @@ def _head(data) -> bytes:
 
 
 class _Limited:
-    """The chunks, counted; RequestEntityTooLarge as soon as they add up to more than `limit` bytes."""
+    """The chunks, counted; RequestEntityTooLarge as soon as they add up to more than `limit` bytes.
+    on_progress is called at most every TOUCH_SECONDS while they come."""
 
-    def __init__(self, limit: int, chunks):
-        self.limit, self.total, self._chunks = limit, 0, chunks
+    def __init__(self, limit: int, chunks, on_progress):
+        self.limit, self.total, self._chunks, self._on_progress = limit, 0, chunks, on_progress
 
     def __iter__(self):
+        reported = time.monotonic()
         for chunk in self._chunks:
             self.total += len(chunk)
             if self.total > self.limit:
                 raise RequestEntityTooLarge()
+            if time.monotonic() - reported >= TOUCH_SECONDS:
+                self._on_progress()
+                reported = time.monotonic()
             yield chunk
 
 
