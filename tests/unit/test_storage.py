@@ -51,5 +51,5 @@ def test_ids_of_jobs_and_files_tell_nothing_of_how_many_others_were_made_between
     counters = [int.from_bytes(oid.binary[-3:], "big") for oid in made]
     machines = {oid.binary[4:9] for oid in made}
 
-    assert sum(b - a == 1 for a, b in itertools.pairwise(counters)) < 5
+    assert len({b - a for a, b in itertools.pairwise(counters)}) > 40  # no counter steps through them
     assert len(machines) > 40
