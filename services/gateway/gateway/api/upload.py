@@ -138,7 +138,7 @@ class _Limited:
 
 
 def _too_many_jobs(limit: int):
-    response = error_response(429, "too_many_jobs", f"You already have {limit} videos waiting or converting; "
-                                                    "send this one when one of them is done.")
+    response = error_response(429, "too_many_jobs", f"You already have {limit} videos uploading, waiting or "
+                                                    "converting; send this one when one of them is done.")
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
