@@ -168,7 +168,7 @@ def child_gateway(spill_dir: Path) -> None:
             pass
 
     class Publisher:
-        def publish(self, queue, message):
+        def publish(self, queue, message, priority=None):
             pass
 
         def ping(self):
