@@ -17,6 +17,7 @@ import threading
 
 from bench.camera import mongodb_label
 from bench.inputs import BigVideo
+from bench.memory import StandInAuth, StandInPublisher
 from bench.util import MB, Row, median, rotate, verdict
 
 FULL = BigVideo(500)
@@ -70,30 +71,13 @@ def gateway_server():
     from common.settings import GatewaySettings, load
     from gateway.app import create_app
 
-    class Auth:
-        def validate(self, token):
-            return {"sub": "bench@example.com", "uid": "1", "admin": False}
-
-        def ping(self):
-            pass
-
-    class Publisher:
-        def publish(self, queue, message, priority=None):
-            pass
-
-        def ping(self):
-            pass
-
-        def consumer_count(self, queue):
-            return 1
-
     settings = load(GatewaySettings, rabbitmq_url="amqp://unused/", auth_svc_address="http://127.0.0.1:9/",
                     mongodb_uri="memory", mongodb_db="bench_ingest", max_upload_mb=4096,
                     max_active_jobs_per_user=1000)
     db = storage.connect("memory", "bench_ingest")
     Jobs(db).ensure_indexes()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server("127.0.0.1", 0, create_app(settings, db=db, publisher=Publisher(), auth=Auth()),
+    server = make_server("127.0.0.1", 0, create_app(settings, db=db, publisher=StandInPublisher(), auth=StandInAuth()),
                          threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, db
