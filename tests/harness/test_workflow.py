@@ -248,6 +248,24 @@ def test_the_expression_reader_reads_as_github_does():
     assert expression("github.event.repository.private && vars.X == ''", context) is True
 
 
+def test_the_devcontainer_job_makes_env_before_devcontainers_ci_builds(workflow):
+    """devcontainers/ci runs `devcontainer build` first, which reads the compose files without running
+    initializeCommand: .env must exist before it (tests/devcontainer/test_ci_job.py replays the job)."""
+    job = steps(workflow, "devcontainer")
+    action = next(i for i, s in enumerate(job) if s.get("uses", "").startswith("devcontainers/ci@"))
+    makes_env = [i for i, s in enumerate(job) if "scripts/init-env" in logical_lines(s.get("run", ""))]
+    assert makes_env and makes_env[0] < action, "no `scripts/init-env` step before devcontainers/ci"
+
+
+def test_buildx_is_set_up_before_devcontainers_ci(workflow):
+    """Without buildx, devcontainers/ci warns and passes having run nothing."""
+    job = steps(workflow, "devcontainer")
+    action = next(i for i, s in enumerate(job) if s.get("uses", "").startswith("devcontainers/ci@"))
+    buildx = [i for i, s in enumerate(job) if s.get("uses", "").startswith("docker/setup-buildx-action@")]
+    assert buildx and buildx[0] < action
+    assert job[buildx[0]].get("with", {}).get("driver") == "docker", "the engine's builder: `up` needs the image"
+
+
 def minikube_starts(workflow: dict) -> list[str]:
     lines = [line for job in workflow["jobs"] for line in run_lines(workflow, job)]
     lines += documented_commands()
