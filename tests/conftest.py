@@ -9,7 +9,7 @@ import mongomock.gridfs
 import pytest
 
 from common.broker import PublishError
-from devstack.media import sample_set
+from sample_media import sample_set
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,8 +21,9 @@ import pika
 import pytest
 from pika.exceptions import ChannelClosedByBroker
 
-from common.broker import DEAD_LETTER_EXCHANGE, Outcome, Publisher, dead_letter_queue, declare_topology
+from common.broker import DEAD_LETTER_EXCHANGE, Publisher, dead_letter_queue, declare_topology
 from common.consumer import Consumer
+from common.handler import Outcome
 
 pytestmark = pytest.mark.integration
 

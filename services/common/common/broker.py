@@ -9,8 +9,6 @@ import contextlib
 import json
 import logging
 import threading
-from dataclasses import dataclass, field
-from enum import Enum
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
@@ -56,20 +54,6 @@ def declare_topology(channel: BlockingChannel, queues) -> None:
 def encode(message: dict) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode()
 
-
-class Reject(Exception):
-    """Raised by a handler for a message that can never succeed: it is dead-lettered with this reason."""
-
-
-def decode(body: bytes) -> dict:
-    """A job message ({"job_id": ..., ...}); anything else is rejected."""
-    try:
-        message = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Reject("malformed message: not JSON") from None
-    if not isinstance(message, dict) or not isinstance(message.get("job_id"), str):
-        raise Reject("malformed message: no job_id")
-    return message
 
 
 def publish(channel: BlockingChannel, queue: str, message: dict) -> None:
@@ -148,29 +132,4 @@ class Publisher:
             with contextlib.suppress(AMQPError):
                 connection.close()
 
-
-class Action(Enum):
-    ACK = "ack"
-    REJECT = "reject"  # dead-letter it: it can never succeed
-    REQUEUE = "requeue"  # hand it back: it was not done, another try may succeed
-
-
-@dataclass(frozen=True)
-class Outcome:
-    action: Action
-    # Messages to publish (queue, body) before the delivery is acked: the next step's work.
-    publish: tuple[tuple[str, dict], ...] = field(default=())
-    reason: str = ""
-
-    @classmethod
-    def ack(cls, *publish: tuple[str, dict]) -> "Outcome":
-        return cls(Action.ACK, publish)
-
-    @classmethod
-    def reject(cls, reason: str) -> "Outcome":
-        return cls(Action.REJECT, reason=reason)
-
-    @classmethod
-    def requeue(cls, reason: str) -> "Outcome":
-        return cls(Action.REQUEUE, reason=reason)
 

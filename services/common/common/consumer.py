@@ -15,7 +15,6 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pika
@@ -23,7 +22,8 @@ from pika.exceptions import AMQPError
 from pymongo.errors import ConnectionFailure
 
 from common import metrics, telemetry
-from common.broker import Action, Outcome, Reject, connection_parameters, declare_topology, publish
+from common.broker import connection_parameters, declare_topology, publish
+from common.handler import Action, Delivery, Handler, Outcome, Reject
 from common.healthcheck import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -31,16 +31,6 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 MAX_BACKOFF_SECONDS = 15.0
 
-
-@dataclass(frozen=True)
-class Delivery:
-    body: bytes
-    redelivered: bool
-
-
-# A handler gets the delivery and an event that is set when it should give up early
-# (shutdown, or the connection that delivered the message is gone).
-Handler = Callable[[Delivery, threading.Event], Outcome]
 
 
 @dataclass
@@ -185,27 +175,6 @@ def outcome_of(handler: Handler, delivery: Delivery, cancel: threading.Event, qu
             return Outcome.reject(f"failed twice: {error!r}")
         return Outcome.requeue(repr(error))
 
-
-def serve(settings_class, queue_of, handler_of, publishes_to=lambda settings: (), companions=()) -> None:
-    """The main() of a consumer service: settings, logging, storage, then consume until SIGTERM.
-
-    queue_of(settings) names the queue to consume; handler_of(settings, db) makes the handler;
-    publishes_to(settings) names the queues its handler publishes to. Each of `companions`, called as
-    (settings, db), makes a task whose run(stop) works beside the consumer in a thread of its own until
-    SIGTERM."""
-    from common import logs, storage
-    from common.service import stop_on_signals
-    from common.settings import load
-
-    settings = load(settings_class)
-    logs.configure(settings.log_level)
-    metrics.serve(settings.metrics_port)
-    db = storage.connect(settings.mongodb_uri, settings.mongodb_db)
-    stop = stop_on_signals()
-    for companion in companions:
-        task = companion(settings, db)
-        threading.Thread(target=task.run, args=(stop,), name=type(task).__name__, daemon=True).start()
-    consumer(settings, queue_of(settings), handler_of(settings, db), publishes_to(settings)).run(stop)
 
 
 def consumer(settings, queue: str, handler: Handler, publishes_to=()) -> Consumer:

@@ -17,7 +17,7 @@ from pymongo import DESCENDING, ReturnDocument
 from pymongo.database import Database
 
 from common import metrics
-from common.broker import Reject, decode
+from common.handler import Reject, decode
 from common.storage import object_id
 
 

@@ -19,8 +19,8 @@ from common.formats import SNIFF_BYTES, video_type
 from common.http import error_response
 from gateway.access import login_required
 from gateway.context import gateway
+from gateway.filenames import MIB, clean_filename
 from gateway.multipart import FilePart, NotOneFile
-from gateway.uploads import MIB, clean_filename
 
 log = logging.getLogger(__name__)
 

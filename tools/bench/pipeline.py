@@ -27,10 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from devstack.bench_conversion import raw_ffmpeg
-from devstack.bench_inputs import Video
-from devstack.bench_stack import Client, delete_files, probe, running_stack
-from devstack.bench_util import Row, Stopwatch, median, ratio_text, rotate, seconds, verdict
+from bench.conversion import raw_ffmpeg
+from bench.inputs import Video
+from bench.stack import Client, delete_files, probe, running_stack
+from bench.util import Row, Stopwatch, median, ratio_text, rotate, seconds, verdict
 
 POLLER_SECONDS = 0.01
 WHOLE_TARGET = 1.3  # whole / raw conversion, the long video

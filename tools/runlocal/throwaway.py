@@ -102,10 +102,10 @@ def environment(env: dict[str, str]):
 @contextlib.contextmanager
 def running_stack(env: dict[str, str], converters: int = 1):
     """The four services in this process, ready; every setting is read at start, from `env` alone."""
-    from devstack import stack as devstack
+    from runlocal import stack as runlocal_stack
 
     with environment(env):
-        running = devstack.start(auth_port=0, gateway_port=0, metrics_port=0, converters=converters)
+        running = runlocal_stack.start(auth_port=0, gateway_port=0, metrics_port=0, converters=converters)
     try:
         running.wait_ready(require_consumers=converters > 0)
         yield running

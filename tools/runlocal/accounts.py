@@ -4,8 +4,8 @@ import sys
 from pathlib import Path
 
 from common.settings import MySQLSettings, load
-from devstack import stack
-from devstack.database import prepare
+from runlocal import stack
+from runlocal.database import prepare
 
 ENV_FILE = Path(__file__).resolve().parents[2] / ".env"
 

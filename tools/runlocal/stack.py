@@ -23,9 +23,9 @@ from common.consumer import consumer
 from common.settings import AuthSettings, ConverterSettings, GatewaySettings, NotificationSettings, load
 from converter.cleanup import Cleanup
 from converter.handler import Converter
-from devstack.database import prepare
 from gateway.__main__ import build as build_gateway
 from notification.handler import Notifier
+from runlocal.database import prepare
 
 log = logging.getLogger(__name__)
 

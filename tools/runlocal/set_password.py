@@ -3,7 +3,7 @@
 import sys
 
 from auth import set_password
-from devstack.accounts import run
+from runlocal.accounts import run
 
 
 def main(argv=None) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 from common import logs
 from common.service import stop_on_signals
 from common.settings import LoggingSettings, load
-from devstack import stack
+from runlocal import stack
 
 ROOT = Path(__file__).resolve().parents[2]
 

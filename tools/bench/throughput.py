@@ -19,10 +19,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from devstack.bench_conversion import raw_ffmpeg
-from devstack.bench_inputs import Video
-from devstack.bench_stack import Client, probe, running_stack
-from devstack.bench_util import Row, Stopwatch, median, seconds, verdict
+from bench.conversion import raw_ffmpeg
+from bench.inputs import Video
+from bench.stack import Client, probe, running_stack
+from bench.util import Row, Stopwatch, median, seconds, verdict
 
 TARGET = 1.7
 CORES = os.cpu_count() or 1

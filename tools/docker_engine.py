@@ -7,7 +7,7 @@ state, pid file and log live in that socket's folder. A second engine beside a r
 bridge of its own and no iptables rules (`--bridge <its bridge> --iptables=false`); never `--bridge
 none` there: dockerd then deletes the default bridge, docker0, which the running engine uses.
 
-    python -m devstack.engine start|stop|status   (scripts/docker-engine)
+    python -m docker_engine start|stop|status   (scripts/docker-engine)
 """
 
 import argparse

@@ -1,7 +1,7 @@
 """5. Streams: what held-open event streams cost the gateway as its image serves it.
 
 The gateway is `python -m gateway` (gunicorn with its gevent worker) with HTTP_WORKERS=1, so that one
-process carries everything; auth runs in this process (devstack.stack, throwaway names, no
+process carries everything; auth runs in this process (runlocal.stack, throwaway names, no
 converter). One job is uploaded and stays queued, and STREAMS clients follow its events
 (GET /jobs/<id>/events), each reading its first event before the measurement starts. Each
 repetition, in turn:
@@ -26,9 +26,9 @@ from pathlib import Path
 import psutil
 import requests
 
-from devstack.bench_inputs import Video
-from devstack.bench_stack import Client, running_stack
-from devstack.bench_util import ROOT, Row, median, ratio_text, seconds, verdict
+from bench.inputs import Video
+from bench.stack import Client, running_stack
+from bench.util import ROOT, Row, median, ratio_text, seconds, verdict
 
 STREAMS = 50
 ROUNDS = 5

@@ -25,7 +25,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from devstack.bench_util import BENCH_DIR, Row, markdown_table, median, seconds, table
+from bench.util import BENCH_DIR, Row, markdown_table, median, seconds, table
 
 BENCHMARKS = ("conversion", "pipeline", "memory", "throughput", "streams", "camera")
 NEEDS_SERVERS = ("pipeline", "throughput", "streams", "camera")
@@ -82,7 +82,7 @@ def noise_note(results: dict) -> str:
 
 
 def split_table(data: dict) -> str:
-    from devstack.bench_pipeline import PARTS
+    from bench.pipeline import PARTS
 
     lines = []
     for key in ("long", "clip"):
@@ -111,20 +111,20 @@ def run_one(name: str, quick: bool) -> tuple[list[Row], dict]:
     from importlib import import_module
 
     if name in NEEDS_SERVERS:
-        from devstack.throwaway import server_env, unreachable
+        from runlocal.throwaway import server_env, unreachable
 
         missing = unreachable(server_env())
         if missing:
             reason = f"{' and '.join(missing)} not reachable (set MYSQL_* / RABBITMQ_URL)"
             return [Row(section=name, case="", comparison="skipped", value=reason, verdict="SKIP")], \
                 {"skipped": reason}
-    return import_module(f"devstack.bench_{name}").run(quick)
+    return import_module(f"bench.{name}").run(quick)
 
 
 def main(argv=None) -> int:
     args = parse(argv)
     if args.mongodb:
-        from devstack.bench_camera import MONGODB_ENV
+        from bench.camera import MONGODB_ENV
 
         os.environ[MONGODB_ENV] = args.mongodb
     selected = [name for name in BENCHMARKS if not args.only or name in args.only]

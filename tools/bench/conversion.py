@@ -24,8 +24,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from devstack.bench_inputs import Video
-from devstack.bench_util import Row, Stopwatch, median, ratio_text, rotate, seconds, verdict
+from bench.inputs import Video
+from bench.util import Row, Stopwatch, median, ratio_text, rotate, seconds, verdict
 
 TARGET = 1.10
 VARIANTS = ("raw ffmpeg", "step", "step+storage", "moviepy")
@@ -103,8 +103,8 @@ class StepWithStorage:
         return self.jobs.create("bench@example.com", source.name, video_fid)
 
     def run(self, job: dict) -> None:
-        from common.broker import Action, encode
-        from common.consumer import Delivery
+        from common.broker import encode
+        from common.handler import Action, Delivery
 
         message = {"job_id": str(job["_id"]), "video_fid": str(job["video_fid"]), "mp3_fid": None,
                    "owner": job["owner"]}

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import imageio_ffmpeg
 
-from devstack.bench_util import BENCH_DIR, MB
-from devstack.media import make_video
+from bench.util import BENCH_DIR, MB
+from sample_media import make_video
 
 INPUTS = BENCH_DIR / "inputs"
 

@@ -24,11 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from devstack.bench_conversion import raw_ffmpeg
-from devstack.bench_inputs import RealisticVideo
-from devstack.bench_pipeline import one_run
-from devstack.bench_stack import Client, probe, running_stack
-from devstack.bench_util import MB, Row, Stopwatch, median, ratio_text, rotate, seconds, verdict
+from bench.conversion import raw_ffmpeg
+from bench.inputs import RealisticVideo
+from bench.pipeline import one_run
+from bench.stack import Client, probe, running_stack
+from bench.util import MB, Row, Stopwatch, median, ratio_text, rotate, seconds, verdict
 
 SMALL = RealisticVideo("5 min 360p 2 Mbit/s, moov at end", 300, "640x360", 2, faststart=False)
 LARGE = RealisticVideo("5 min 1080p 12 Mbit/s, faststart", 300, "1920x1080", 12, faststart=True)

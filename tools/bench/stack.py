@@ -1,6 +1,6 @@
 """The whole stack for the pipeline and throughput benchmarks, as scripts/run-local wires it.
 
-auth, gateway, converter(s) and notification run as threads of this process (devstack.stack.start)
+auth, gateway, converter(s) and notification run as threads of this process (runlocal.stack.start)
 against the real MariaDB/MySQL and RabbitMQ on 127.0.0.1 (or where MYSQL_* and RABBITMQ_URL
 point), with a throwaway database and throwaway queue names that are dropped afterwards; MongoDB is
 the in-process mongomock, as with scripts/run-local.
@@ -25,10 +25,10 @@ from pathlib import Path
 
 import requests
 
+from bench.util import MultipartUpload
 from common import storage
-from devstack import throwaway
-from devstack.bench_util import MultipartUpload
-from devstack.throwaway import server_env, throwaway_env
+from runlocal import throwaway
+from runlocal.throwaway import server_env, throwaway_env
 
 
 @contextlib.contextmanager
@@ -171,7 +171,7 @@ class Probe:
         missing = [name for name in self.WRAPPED if not hasattr(converter_class, name)]
         if missing or not hasattr(converter_handler, "convert") or not hasattr(Jobs, "create"):
             raise RuntimeError(f"the services changed shape (missing {missing or 'convert/create'}): "
-                               "update devstack.bench_stack.Probe")
+                               "update bench.stack.Probe")
         convert_job, fetch, store = converter_class._convert, converter_class._fetch, converter_class._store
         ffmpeg_convert = converter_handler.convert
 

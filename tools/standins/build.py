@@ -1,13 +1,13 @@
 """scripts/standins: local stand-ins for the images that compose.yaml and the Dockerfiles name, for a
 machine that cannot pull them (no registry reachable). Each is a test double built from Debian's
-packages (tests/standins/), tagged with the exact name it stands in for, so compose.yaml runs unchanged,
+packages (tools/standins/images/), tagged with the exact name it stands in for, so compose.yaml runs unchanged,
 and labelled `mp3converter.standin=<that name>`.
 
 For each image: a real one already there is kept; one that can be pulled is pulled (so with a
 registry there are no stand-ins at all); otherwise its stand-in is built, or rebuilt when its recipe
 changed. Idempotent: a second run changes nothing. A real image is never replaced.
 
-    python -m devstack.standins [--no-pull] [--list] [--remove]   (scripts/standins)
+    python -m standins [--no-pull] [--list] [--remove]   (scripts/standins)
 """
 
 import argparse
@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-RECIPES = ROOT / "tests" / "standins"
+RECIPES = ROOT / "tools" / "standins" / "images"
 LABEL = "mp3converter.standin"
 RECIPE_LABEL = "mp3converter.standin.recipe"
 BASE = "mp3converter-standin-base:bookworm"
@@ -134,12 +134,12 @@ def build_base() -> None:
 
 def build(image: str, name: str) -> None:
     build_base()
-    print(f"building the stand-in for {image} (tests/standins/{name})...", flush=True)
+    print(f"building the stand-in for {image} (tools/standins/images/{name})...", flush=True)
     env = {**os.environ, "DOCKER_BUILDKIT": "0"}  # the engine's own builder, as compose uses without buildx
     labels = {
         LABEL: image,
         RECIPE_LABEL: recipe(name),
-        "org.opencontainers.image.description": f"Stand-in for {image} (tests/standins/{name}): a test double",
+        "org.opencontainers.image.description": f"Stand-in for {image} (tools/standins/images/{name}): a test double",
     }
     result = docker(
         "build", "--quiet", "--build-arg", f"BASE={BASE}", *[f"--label={k}={v}" for k, v in labels.items()],

@@ -1,6 +1,6 @@
 """3. Memory: the gateway's and the converter's peak memory on a small and a large input.
 
-Each measurement runs in a fresh child process (`python -m devstack.bench_memory gateway|converter`)
+Each measurement runs in a fresh child process (`python -m bench.memory gateway|converter`)
 so that nothing else lives in the process whose memory is read. The figure is the kernel's peak
 resident set (VmHWM in /proc/self/status), reset just before the work (`5` into
 /proc/self/clear_refs) after a warm-up with a small file, a gc.collect() and a malloc_trim(0):
@@ -42,8 +42,8 @@ from pathlib import Path
 
 import requests
 
-from devstack.bench_inputs import BigVideo, Video
-from devstack.bench_util import MB, MIB, MultipartUpload, Row, verdict
+from bench.inputs import BigVideo, Video
+from bench.util import MB, MIB, MultipartUpload, Row, verdict
 
 TARGET_MB = 50
 WARM_UP = Video("warm-up clip", 4, "320x240", 25)
@@ -203,8 +203,8 @@ def child_gateway(spill_dir: Path) -> None:
 
 def child_converter(video: Path, warm_up: Path, spill_dir: Path) -> None:
     from common import storage
-    from common.broker import Action, encode
-    from common.consumer import Delivery
+    from common.broker import encode
+    from common.handler import Action, Delivery
     from common.jobs import Jobs
     from common.settings import ConverterSettings, load
     from converter.handler import Converter
@@ -240,7 +240,7 @@ def child_converter(video: Path, warm_up: Path, spill_dir: Path) -> None:
 # ---------------------------------------------------------------- parent side
 
 def _child(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "devstack.bench_memory", *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "bench.memory", *args], stdout=subprocess.PIPE,
                             text=True, **kwargs)
 
 

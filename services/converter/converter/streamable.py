@@ -14,7 +14,7 @@ MATROSKA_MAGIC = b"\x1a\x45\xdf\xa3"
 MAX_BOXES = 16
 
 
-def streamable(video: BinaryIO) -> bool:
+def is_streamable(video: BinaryIO) -> bool:
     """Reads the box headers of a seekable file (a GridFS download) and leaves it at its start."""
     try:
         head = video.read(len(MATROSKA_MAGIC))
