@@ -99,7 +99,9 @@ class Jobs:
         self._jobs.create_index("deleted_at", sparse=True)
 
     def create(self, owner: int, filename: str, video_fid: ObjectId, email: str | None = None,
-               status: Status = Status.QUEUED) -> dict:
+               status: Status = Status.QUEUED, priority: int | None = None) -> dict:
+        """A job (queued unless told otherwise); `priority` is its message's on the video queue
+        (gateway.fairness)."""
         now = _now()
         job = {
             "owner": owner,
@@ -113,6 +115,7 @@ class Jobs:
             "attempts": 0,
             "notified_at": None,
             "deleted_at": None,
+            "priority": priority,
             "created_at": now,
             "updated_at": now,
         }
@@ -128,13 +131,15 @@ class Jobs:
         self._jobs.update_one({"_id": object_id(job_id), "status": Status.UPLOADING.value},
                               {"$set": {"updated_at": _now()}})
 
-    def queue(self, job_id, filename: str) -> dict | None:
-        """The upload is stored: the job is queued, and shown from now on (as made now, so that a walk
-        through the pages of GET /jobs never misses it). None when it is no longer there."""
+    def queue(self, job_id, filename: str, priority: int) -> dict | None:
+        """The upload is stored: the job is queued with its message's priority, and shown from now on
+        (as made now, so that a walk through the pages of GET /jobs never misses it). None when it is
+        no longer there."""
         now = _now()
         return self._jobs.find_one_and_update(
             {"_id": object_id(job_id), "status": Status.UPLOADING.value, **ALIVE},
-            {"$set": {"status": Status.QUEUED.value, "filename": filename, "created_at": now, "updated_at": now}},
+            {"$set": {"status": Status.QUEUED.value, "filename": filename, "priority": priority,
+                      "created_at": now, "updated_at": now}},
             return_document=ReturnDocument.AFTER)
 
     def count_active(self, owner: int) -> int:
@@ -144,6 +149,16 @@ class Jobs:
             {"status": {"$in": [Status.QUEUED.value, Status.CONVERTING.value]}},
             {"status": Status.UPLOADING.value, "updated_at": {"$gte": fresh}},
         ]})
+
+    def backlog(self, owner: int) -> tuple[int, int | None]:
+        """How many of the owner's jobs are queued or converting, and the lowest queue priority among
+        those queued (None when none is queued with one)."""
+        active = self._jobs.count_documents(
+            {"owner": owner, "status": {"$in": [Status.QUEUED.value, Status.CONVERTING.value]}, **ALIVE})
+        lowest = self._jobs.find_one(
+            {"owner": owner, "status": Status.QUEUED.value, "priority": {"$type": "int"}, **ALIVE},
+            {"priority": 1}, sort=[("priority", 1)])
+        return active, lowest["priority"] if lowest else None
 
     def delete(self, job_id) -> None:
         self._jobs.delete_one({"_id": object_id(job_id)})

@@ -21,6 +21,7 @@ from common.broker import PublishError
 from common.formats import SNIFF_BYTES, video_type
 from common.http import error_response
 from common.jobs import TOUCH_SECONDS
+from gateway import fairness
 from gateway.access import login_required
 from gateway.context import gateway
 from gateway.filenames import MIB, clean_filename
@@ -74,12 +75,12 @@ def _receive(gw, place: dict):
                                      metadata={"owner": g.owner, "content_type": content_type})
     except NotOneFile:
         return _not_one_file()
-    job = gw.jobs.queue(place["_id"], filename)
+    job = gw.jobs.queue(place["_id"], filename, fairness.priority(*gw.jobs.backlog(g.owner)))
     if job is None:  # its place was taken away meanwhile (retention sweeping what looked abandoned)
         return _queue_unavailable()
     message = {"job_id": str(job["_id"]), "video_fid": str(job["video_fid"]), "mp3_fid": None, "owner": g.owner}
     try:
-        gw.publisher.publish(gw.settings.video_queue, message)
+        gw.publisher.publish(gw.settings.video_queue, message, priority=job["priority"])
     except PublishError as error:
         log.error("could not queue the upload", extra={"job_id": message["job_id"], "error": str(error)})
         return _queue_unavailable()
