@@ -242,9 +242,10 @@ class Jobs:
         return self._jobs.find({"updated_at": {"$lt": moment}, **ALIVE}, FILES)
 
     def start_attempt(self, job_id) -> dict | None:
-        """Count one more delivery of an unfinished job and mark it converting; None if it is final (or gone)."""
+        """Count one more delivery of a queued or converting job and mark it converting; None if it is
+        final, gone, or still uploading (no message names such a job, unless forged)."""
         return self._jobs.find_one_and_update(
-            {"_id": object_id(job_id), "status": {"$nin": list(FINAL)}, **ALIVE},
+            {"_id": object_id(job_id), "status": {"$in": [Status.QUEUED.value, Status.CONVERTING.value]}, **ALIVE},
             {"$inc": {"attempts": 1},
              "$set": {"status": Status.CONVERTING.value, "progress": 0, "updated_at": _now()}},
             return_document=ReturnDocument.AFTER,
