@@ -51,7 +51,7 @@ def create_app(settings: AuthSettings, store: UserStore) -> Flask:
         in flight: they settle within a second, and a success among them lets this attempt in."""
         deadline = time.monotonic() + SETTLE_WAIT_SECONDS
         while True:
-            wait = store.begin_attempt(email, settings.login_max_failures, settings.login_lockout_seconds)
+            wait = store.begin_attempt(email, settings.login_max_failures)
             if not wait or wait > SETTLE_SECONDS or time.monotonic() >= deadline:
                 return wait
             time.sleep(0.2)
