@@ -79,8 +79,9 @@ def spill_backed_db(name: str, spill_dir: Path):
     import mongomock
 
     from common import storage
+    from runlocal import mongo
 
-    db = storage.connect(storage.MEMORY, name)
+    db = mongo.connect(mongo.MEMORY, name)
 
     class Rehydrating:
         """A cursor over chunk documents that reads each chunk's bytes back as it is handed out."""

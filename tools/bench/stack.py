@@ -26,13 +26,12 @@ from pathlib import Path
 import requests
 
 from bench.util import MultipartUpload
-from common import storage
-from runlocal import throwaway
+from runlocal import mongo, throwaway
 from runlocal.throwaway import server_env, throwaway_env
 
 
 @contextlib.contextmanager
-def running_stack(tag: str, converters: int, mongodb_uri: str = storage.MEMORY):
+def running_stack(tag: str, converters: int, mongodb_uri: str = mongo.MEMORY):
     """The four services as scripts/run-local starts them, in this process; yields (stack, env).
 
     MongoDB is the in-process mongomock here, whatever MONGODB_URI says, unless a benchmark passes a
@@ -55,7 +54,7 @@ def delete_files(env: dict[str, str], job_id: str) -> None:
     from common import storage
     from common.jobs import Jobs
 
-    db = storage.connect(env["MONGODB_URI"], env["MONGODB_DB"])
+    db = mongo.connect(env["MONGODB_URI"], env["MONGODB_DB"])
     job = Jobs(db).get(job_id)
     if job is not None:
         storage.delete_file(storage.bucket(db, storage.VIDEOS), job["video_fid"])  # the converter's gone

@@ -69,7 +69,7 @@ class AuthSettings(LoggingSettings, TelemetrySettings, MySQLSettings, JWTSetting
 
 
 class MongoSettings(_FromEnv):
-    mongodb_uri: str = "memory"
+    mongodb_uri: str
     mongodb_db: str = "mp3converter"
 
 
