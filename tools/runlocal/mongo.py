@@ -27,7 +27,7 @@ class _MemoryClient(mongomock.MongoClient):
     options = SimpleNamespace(timeout=None)
 
 
-def _client() -> _MemoryClient:
+def client() -> mongomock.MongoClient:
     """A new in-process MongoDB, with GridFS working on it and its unique indexes looked up rather than
     scanned (runlocal.memory_indexes)."""
     mongomock.gridfs.enable_gridfs_integration()
@@ -42,10 +42,10 @@ def connect(uri: str, database: str) -> Database:
         return storage.connect(uri, database)
     with _lock:
         if _shared is None:
-            _shared = _client()
+            _shared = client()
         return _shared[database]
 
 
 def fresh_database(name: str = "test") -> Database:
     """An empty in-process database of its own (one per unit test)."""
-    return _client()[name]
+    return client()[name]

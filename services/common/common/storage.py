@@ -78,8 +78,8 @@ class Bucket(gridfs.GridFSBucket):
 
 
 def _whole_chunks(pieces: Iterable[bytes], size: int) -> Iterable[bytes]:
-    """The same bytes in pieces of exactly `size` (the last one shorter). GridIn stores a piece of its
-    chunk size as it is; smaller ones it first collects in a buffer it grows and copies each time."""
+    """The same bytes in pieces of exactly `size` (the last one shorter): GridFS's chunks, whatever the
+    sizes the pieces arrive in."""
     pending, held = [], 0
     for piece in pieces:
         pending.append(piece)
