@@ -95,7 +95,7 @@ def gunicorn_gateway(stack, stack_env, tmp_path):
             try:
                 if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused, or no worker has booted yet to answer
                 time.sleep(0.2)
         else:
             pytest.fail("gunicorn did not start")
