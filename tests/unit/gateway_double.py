@@ -54,7 +54,7 @@ class FakeAuth:
 
 
 def gateway_settings(**overrides) -> GatewaySettings:
-    return load(GatewaySettings, **{"rabbitmq_url": "amqp://guest:guest@127.0.0.1:5672/%2F",
+    return load(GatewaySettings, **{"rabbitmq_url": "amqp://guest:guest@127.0.0.1:5672/%2F", "mongodb_uri": "mongodb://unused/",
                                     "auth_svc_address": "http://127.0.0.1:5000", "max_upload_mb": 1,
                                     "video_queue": VIDEO_QUEUE, "mp3_queue": MP3_QUEUE, **overrides})
 

@@ -20,7 +20,8 @@ NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
 def cleanup(db, **settings) -> Cleanup:
-    return Cleanup(load(ConverterSettings, rabbitmq_url="amqp://guest:guest@127.0.0.1/", **settings), db)
+    return Cleanup(load(ConverterSettings, rabbitmq_url="amqp://guest:guest@127.0.0.1/", mongodb_uri="mongodb://unused/",
+                        **settings), db)
 
 
 def stored_counts(db) -> dict[str, int]:

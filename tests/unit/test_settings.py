@@ -26,6 +26,7 @@ VALID = {
     "MYSQL_DB": "converter",
     "JWT_SECRET": "a-unit-test-secret-of-32-chars!!",
     "RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
+    "MONGODB_URI": "mongodb://127.0.0.1:27017/",
     "AUTH_SVC_ADDRESS": "http://127.0.0.1:5000",
 }
 

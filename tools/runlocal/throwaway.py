@@ -15,8 +15,8 @@ import urllib.parse
 import pika
 import sqlalchemy as sa
 
-from common import storage
 from common.broker import connection_parameters, dead_letter_queue
+from runlocal import mongo
 
 
 def server_env(mongodb_uri: str | None = None) -> dict[str, str]:
@@ -26,7 +26,7 @@ def server_env(mongodb_uri: str | None = None) -> dict[str, str]:
         "MYSQL_USER": os.environ.get("MYSQL_USER", "root"),
         "MYSQL_PASSWORD": os.environ.get("MYSQL_PASSWORD", ""),
         "RABBITMQ_URL": os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
-        "MONGODB_URI": mongodb_uri or os.environ.get("MONGODB_URI", storage.MEMORY),
+        "MONGODB_URI": mongodb_uri or os.environ.get("MONGODB_URI", mongo.MEMORY),
     }
 
 
@@ -84,7 +84,7 @@ def drop(env: dict[str, str]) -> None:
         channel.queue_delete(queue)
         channel.queue_delete(dead_letter_queue(queue))
     connection.close()
-    storage.connect(env["MONGODB_URI"], env["MONGODB_DB"]).client.drop_database(env["MONGODB_DB"])
+    mongo.connect(env["MONGODB_URI"], env["MONGODB_DB"]).client.drop_database(env["MONGODB_DB"])
 
 
 @contextlib.contextmanager

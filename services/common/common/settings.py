@@ -69,7 +69,7 @@ class AuthSettings(LoggingSettings, TelemetrySettings, MySQLSettings, JWTSetting
 
 
 class MongoSettings(_FromEnv):
-    mongodb_uri: str = "memory"
+    mongodb_uri: str
     mongodb_db: str = "mp3converter"
 
 
@@ -104,7 +104,6 @@ class GatewaySettings(LoggingSettings, TelemetrySettings, MongoSettings, BrokerS
         return value
     max_upload_mb: PositiveInt = 1024
     max_active_jobs_per_user: PositiveInt = 5
-    public_url: HttpUrl = HttpUrl("http://localhost:8080")
 
 
 class ConsumerSettings(LoggingSettings, TelemetrySettings, MongoSettings, BrokerSettings):
@@ -123,6 +122,7 @@ class ConverterSettings(ConsumerSettings):
 
 
 class NotificationSettings(ConsumerSettings):
+    # The address users reach the gateway at, for the download link in the notice.
     public_url: HttpUrl = HttpUrl("http://localhost:8080")
     smtp_host: str = ""
     smtp_port: Port = 25
