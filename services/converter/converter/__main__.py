@@ -4,9 +4,11 @@ from common.service import serve_consumer
 from common.settings import ConverterSettings
 from converter.cleanup import Cleanup
 from converter.handler import Converter
+from converter.undumpable import make_undumpable
 
 
 def main() -> None:
+    make_undumpable()  # before anything else runs, ffmpeg above all
     serve_consumer(ConverterSettings, lambda settings: settings.video_queue, Converter,
                    publishes_to=lambda settings: (settings.mp3_queue,), background_tasks=(Cleanup,))
 
