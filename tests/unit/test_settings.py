@@ -173,6 +173,7 @@ MALFORMED = [
     (ConverterSettings, "RETENTION_DAYS", "-1"),
     (ConverterSettings, "RETENTION_DAYS", "a week"),
     (ConverterSettings, "CLEANUP_INTERVAL_SECONDS", "0"),
+    (ConverterSettings, "UNFINISHED_UPLOAD_GRACE_HOURS", "0"),
     (NotificationSettings, "SMTP_PORT", "abc"),
     (NotificationSettings, "VIDEO_QUEUE", ""),
     (GatewaySettings, "OTEL_TRACES_EXPORTER", "jaeger"),

@@ -120,6 +120,8 @@ class ConverterSettings(ConsumerSettings):
     keep_videos: bool = False
     retention_days: Annotated[int, Field(ge=0)] = 7
     cleanup_interval_seconds: PositiveInt = 3600
+    # Hours after its last chunk that an upload with no files document (its process died) is deleted.
+    unfinished_upload_grace_hours: PositiveInt = 24
 
 
 class NotificationSettings(ConsumerSettings):
