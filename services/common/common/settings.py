@@ -104,6 +104,8 @@ class GatewaySettings(LoggingSettings, TelemetrySettings, MongoSettings, BrokerS
         return value
     max_upload_mb: PositiveInt = 1024
     max_active_jobs_per_user: PositiveInt = 5
+    # Event streams (GET /jobs/<id>/events) one user may hold open at once, in each gateway process.
+    max_event_streams_per_user: PositiveInt = 10
     public_url: HttpUrl = HttpUrl("http://localhost:8080")
 
 

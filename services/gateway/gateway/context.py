@@ -12,6 +12,7 @@ from common.jobs import Jobs
 from common.removal import JobDeletion
 from common.settings import GatewaySettings
 from gateway.auth_client import AuthClient
+from gateway.job_stream import OpenStreams
 from gateway.login_limit import LoginLimit
 
 EXTENSION = "mp3converter.gateway"
@@ -28,13 +29,15 @@ class GatewayDeps:
     publisher: Publisher
     auth: AuthClient
     login_limit: LoginLimit
+    streams: OpenStreams
 
     @classmethod
     def build(cls, settings: GatewaySettings, db: Database, publisher: Publisher, auth: AuthClient) -> "GatewayDeps":
         return cls(settings=settings, db=db, jobs=Jobs(db), deletion=JobDeletion(db),
                    videos=storage.bucket(db, storage.VIDEOS), mp3s=storage.bucket(db, storage.MP3S),
                    publisher=publisher, auth=auth,
-                   login_limit=LoginLimit(settings.login_attempts_per_client, settings.trusted_proxies))
+                   login_limit=LoginLimit(settings.login_attempts_per_client, settings.trusted_proxies),
+                   streams=OpenStreams(settings.max_event_streams_per_user))
 
 
 def gateway() -> GatewayDeps:

@@ -8,11 +8,19 @@ repeated: an event is sent only when its id is above the last one the client saw
 
 The job is read by polling (MongoDB change streams need a replica set, and mongomock has none):
 one indexed lookup by _id per stream every POLL_SECONDS.
+
+A stream outlasts the request that checked its token, so the token is checked again every
+AUTHORIZATION_RECHECK_SECONDS (answered from the gateway's token cache, so auth is asked at most once
+per TOKEN_CACHE_SECONDS): a revoked token, or one that cannot be checked because auth is down, ends
+the stream as soon as it would refuse any other call. And each user may hold at most
+MAX_EVENT_STREAMS_PER_USER streams open in one gateway process (OpenStreams).
 """
 
+import collections
 import json
 import select
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -25,6 +33,7 @@ HEARTBEAT_SECONDS = 15
 # which checks its token again.
 MAX_STREAM_SECONDS = 600
 RETRY_MILLISECONDS = 2000
+AUTHORIZATION_RECHECK_SECONDS = 1
 
 _STAGE = {Status.QUEUED: 0, Status.CONVERTING: 1, Status.DONE: 4, Status.FAILED: 4}
 HEARTBEAT = b": keep-alive\n\n"
@@ -50,12 +59,17 @@ def last_event_id(header: str | None) -> int:
         return -1
 
 
-def follow(read_job: Callable[[], dict | None], after: int, client_gone: Callable[[], bool], *,
-           clock=time.monotonic, sleep=time.sleep) -> Iterator[bytes]:
-    """The stream of one job: events with ids above `after`, heartbeats, and its end."""
-    started = last_write = clock()
+def follow(read_job: Callable[[], dict | None], after: int, client_gone: Callable[[], bool],
+           authorized: Callable[[], bool] = lambda: True, *, clock=time.monotonic, sleep=time.sleep) -> Iterator[bytes]:
+    """The stream of one job: events with ids above `after`, heartbeats, and its end (the job final or
+    gone, the client gone, the gateway stopping, or `authorized()` false)."""
+    started = last_write = last_check = clock()
     yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
     while True:
+        if clock() - last_check >= AUTHORIZATION_RECHECK_SECONDS:
+            if not authorized():
+                return
+            last_check = clock()
         job = read_job()
         if job is None:  # deleted while followed
             return
@@ -71,6 +85,33 @@ def follow(read_job: Callable[[], dict | None], after: int, client_gone: Callabl
         sleep(POLL_SECONDS)
         if client_gone() or shutdown.requested.is_set():
             return
+
+
+class OpenStreams:
+    """How many streams each owner has open in this process; at most `limit` each."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._open: collections.Counter = collections.Counter()
+        self._lock = threading.Lock()
+
+    def take(self, owner: str) -> Callable[[], None] | None:
+        """A place for one more stream of `owner`, and how to give it back (once); None when all are taken."""
+        with self._lock:
+            if self._open[owner] >= self.limit:
+                return None
+            self._open[owner] += 1
+        given_back = threading.Event()
+
+        def give_back() -> None:
+            with self._lock:
+                if not given_back.is_set():
+                    given_back.set()
+                    self._open[owner] -= 1
+                    if not self._open[owner]:
+                        del self._open[owner]
+
+        return give_back
 
 
 def disconnect_probe(environ: dict) -> Callable[[], bool]:
