@@ -175,6 +175,7 @@ MALFORMED = [
     (ConverterSettings, "CLEANUP_INTERVAL_SECONDS", "0"),
     (ConverterSettings, "UNFINISHED_UPLOAD_GRACE_HOURS", "0"),
     (GatewaySettings, "MAX_EVENT_STREAMS_PER_USER", "0"),
+    (GatewaySettings, "MAX_UPLOADS_IN_FLIGHT", "0"),
     (NotificationSettings, "SMTP_PORT", "abc"),
     (NotificationSettings, "VIDEO_QUEUE", ""),
     (GatewaySettings, "OTEL_TRACES_EXPORTER", "jaeger"),

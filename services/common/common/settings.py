@@ -106,6 +106,9 @@ class GatewaySettings(LoggingSettings, TelemetrySettings, MongoSettings, BrokerS
     max_active_jobs_per_user: PositiveInt = 5
     # Event streams (GET /jobs/<id>/events) one user may hold open at once, in each gateway process.
     max_event_streams_per_user: PositiveInt = 10
+    # Uploads one gateway process receives at once, whoever sends them; one more gets 429 before its body
+    # is read. Each takes up to about 20 MiB while it is stored.
+    max_uploads_in_flight: PositiveInt = 6
     public_url: HttpUrl = HttpUrl("http://localhost:8080")
 
 

@@ -12,8 +12,8 @@ from common.jobs import Jobs
 from common.removal import JobDeletion
 from common.settings import GatewaySettings
 from gateway.auth_client import AuthClient
-from gateway.job_stream import OpenStreams
 from gateway.login_limit import LoginLimit
+from gateway.places import Places
 
 EXTENSION = "mp3converter.gateway"
 
@@ -29,7 +29,8 @@ class GatewayDeps:
     publisher: Publisher
     auth: AuthClient
     login_limit: LoginLimit
-    streams: OpenStreams
+    streams: Places
+    uploads: Places
 
     @classmethod
     def build(cls, settings: GatewaySettings, db: Database, publisher: Publisher, auth: AuthClient) -> "GatewayDeps":
@@ -37,7 +38,8 @@ class GatewayDeps:
                    videos=storage.bucket(db, storage.VIDEOS), mp3s=storage.bucket(db, storage.MP3S),
                    publisher=publisher, auth=auth,
                    login_limit=LoginLimit(settings.login_attempts_per_client, settings.trusted_proxies),
-                   streams=OpenStreams(settings.max_event_streams_per_user))
+                   streams=Places(settings.max_event_streams_per_user),
+                   uploads=Places(settings.max_uploads_in_flight))
 
 
 def gateway() -> GatewayDeps:

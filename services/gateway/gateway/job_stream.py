@@ -13,14 +13,12 @@ A stream outlasts the request that checked its token, so the token is checked ag
 AUTHORIZATION_RECHECK_SECONDS (answered from the gateway's token cache, so auth is asked at most once
 per TOKEN_CACHE_SECONDS): a revoked token, or one that cannot be checked because auth is down, ends
 the stream as soon as it would refuse any other call. And each user may hold at most
-MAX_EVENT_STREAMS_PER_USER streams open in one gateway process (OpenStreams).
+MAX_EVENT_STREAMS_PER_USER streams open in one gateway process (gateway.places).
 """
 
-import collections
 import json
 import select
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -85,33 +83,6 @@ def follow(read_job: Callable[[], dict | None], after: int, client_gone: Callabl
         sleep(POLL_SECONDS)
         if client_gone() or shutdown.requested.is_set():
             return
-
-
-class OpenStreams:
-    """How many streams each owner has open in this process; at most `limit` each."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self._open: collections.Counter = collections.Counter()
-        self._lock = threading.Lock()
-
-    def take(self, owner: str) -> Callable[[], None] | None:
-        """A place for one more stream of `owner`, and how to give it back (once); None when all are taken."""
-        with self._lock:
-            if self._open[owner] >= self.limit:
-                return None
-            self._open[owner] += 1
-        given_back = threading.Event()
-
-        def give_back() -> None:
-            with self._lock:
-                if not given_back.is_set():
-                    given_back.set()
-                    self._open[owner] -= 1
-                    if not self._open[owner]:
-                        del self._open[owner]
-
-        return give_back
 
 
 def disconnect_probe(environ: dict) -> Callable[[], bool]:
