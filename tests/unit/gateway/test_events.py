@@ -2,16 +2,14 @@
 soon after its token stops being accepted, and one user cannot hold more than
 MAX_EVENT_STREAMS_PER_USER streams at once."""
 
-import threading
 import time
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from gateway import job_stream
 from tests.unit.gateway.calls import bearer, upload
-from tests.unit.gateway_double import ALICE_TOKEN, BOB_TOKEN, FakeAuth, gateway_settings
+from tests.unit.gateway_double import ALICE_TOKEN, BOB_TOKEN, FakeAuth, gateway_settings, served
 
 
 class RevocableAuth(FakeAuth):
@@ -36,16 +34,12 @@ def settings(clean_env):
 
 
 @pytest.fixture
-def served(app, monkeypatch):
+def gateway_url(app, monkeypatch):
     """The app behind a real threaded HTTP server, whose streams poll quickly and send heartbeats often."""
     monkeypatch.setattr(job_stream, "POLL_SECONDS", 0.02)
     monkeypatch.setattr(job_stream, "HEARTBEAT_SECONDS", 0.1)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(10)
+    with served(app) as url:
+        yield url
 
 
 @pytest.fixture
@@ -80,37 +74,37 @@ def seconds_until_it_ends(response: requests.Response, limit: float) -> float:
     return time.monotonic() - started
 
 
-def test_a_stream_ends_once_its_token_is_revoked(served, fake_auth, client, job_id):
-    with open_stream(served, job_id) as stream:
+def test_a_stream_ends_once_its_token_is_revoked(gateway_url, fake_auth, client, job_id):
+    with open_stream(gateway_url, job_id) as stream:
         assert first_event(stream) == "event: progress"
         fake_auth.revoked.add(ALICE_TOKEN)
         assert client.get(f"/jobs/{job_id}", headers=bearer(ALICE_TOKEN)).status_code == 401
         assert seconds_until_it_ends(stream, limit=10) < 3  # checked every second
 
 
-def test_a_stream_ends_when_its_token_can_no_longer_be_checked(served, fake_auth, job_id):
-    with open_stream(served, job_id) as stream:
+def test_a_stream_ends_when_its_token_can_no_longer_be_checked(gateway_url, fake_auth, job_id):
+    with open_stream(gateway_url, job_id) as stream:
         assert first_event(stream) == "event: progress"
         fake_auth.down = True  # the client reconnects and is told 503 until auth is back
         assert seconds_until_it_ends(stream, limit=10) < 3  # checked every second
 
 
-def test_a_user_has_at_most_max_event_streams_per_user_open(served, client, job_id, video):
+def test_a_user_has_at_most_max_event_streams_per_user_open(gateway_url, client, job_id, video):
     bobs_job = upload(client, video, token=BOB_TOKEN).get_json()["job_id"]
-    first, second = open_stream(served, job_id), open_stream(served, job_id)
+    first, second = open_stream(gateway_url, job_id), open_stream(gateway_url, job_id)
     assert first_event(first) == first_event(second) == "event: progress"
 
-    with open_stream(served, job_id) as third:
+    with open_stream(gateway_url, job_id) as third:
         assert third.status_code == 429
     refused = client.get(f"/jobs/{job_id}/events", headers=bearer(ALICE_TOKEN))  # checked against openapi.yaml
     assert refused.get_json()["error"] == "too_many_streams"
     assert int(refused.headers["Retry-After"]) > 0
-    with open_stream(served, bobs_job, token=BOB_TOKEN) as bobs:  # others are not held back by her
+    with open_stream(gateway_url, bobs_job, token=BOB_TOKEN) as bobs:  # others are not held back by her
         assert first_event(bobs) == "event: progress"
 
     first.close()  # a place is free again once the gateway sees the client gone
     deadline = time.monotonic() + 5
-    while (third := open_stream(served, job_id)).status_code == 429 and time.monotonic() < deadline:
+    while (third := open_stream(gateway_url, job_id)).status_code == 429 and time.monotonic() < deadline:
         time.sleep(0.05)
     with third:
         assert third.status_code == 200

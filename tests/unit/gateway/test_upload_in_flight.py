@@ -4,15 +4,13 @@ over the gateway's 512 MiB). The next is answered 429 before its body is read, a
 again as soon as an upload ends, however it ends."""
 
 import socket
-import threading
 import time
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from tests.unit.gateway.calls import bearer, multipart_body
-from tests.unit.gateway_double import ALICE_TOKEN, BOB_TOKEN, gateway_settings
+from tests.unit.gateway_double import ALICE_TOKEN, BOB_TOKEN, gateway_settings, served
 
 
 @pytest.fixture
@@ -21,13 +19,9 @@ def settings(clean_env):
 
 
 @pytest.fixture
-def served(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_port
-    server.shutdown()
-    thread.join(10)
+def port(app):
+    with served(app) as url:
+        yield int(url.rsplit(":", 1)[1])
 
 
 def upload_that_waits(port: int, video: bytes, token: str) -> tuple[socket.socket, bytes]:
@@ -49,11 +43,11 @@ def finish(waiting: tuple[socket.socket, bytes]) -> bytes:
     return answer.split(b"\r\n", 1)[0]
 
 
-def test_uploads_beyond_max_uploads_in_flight_wait_for_a_place(served, client, memory_db, video):
-    waiting = [upload_that_waits(served, video, ALICE_TOKEN), upload_that_waits(served, video, BOB_TOKEN)]
+def test_uploads_beyond_max_uploads_in_flight_wait_for_a_place(port, client, memory_db, video):
+    waiting = [upload_that_waits(port, video, ALICE_TOKEN), upload_that_waits(port, video, BOB_TOKEN)]
     time.sleep(0.5)  # both are being received
 
-    refused = requests.post(f"http://127.0.0.1:{served}/upload", headers=bearer(ALICE_TOKEN) | {
+    refused = requests.post(f"http://127.0.0.1:{port}/upload", headers=bearer(ALICE_TOKEN) | {
         "Content-Type": "multipart/form-data; boundary=B"}, data=multipart_body(video), timeout=10)
     assert refused.status_code == 429
     assert refused.json()["error"] == "too_many_uploads"

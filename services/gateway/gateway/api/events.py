@@ -42,7 +42,5 @@ def _still_accepted(auth, token: str):
 
 
 def _too_many_streams(limit: int):
-    response = error_response(429, "too_many_streams", f"You already follow {limit} jobs live; "
-                                                       "close one of those pages or streams first.")
-    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response
+    return error_response(429, "too_many_streams", f"You already follow {limit} jobs live; "
+                                                    "close one of those pages or streams first.", RETRY_AFTER_SECONDS)

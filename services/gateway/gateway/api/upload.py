@@ -124,10 +124,8 @@ class _Limited:
 
 def _busy(limit: int):
     """More than MAX_UPLOADS_IN_FLIGHT uploads at once would take more memory than the gateway has."""
-    response = error_response(429, "too_many_uploads", f"The gateway is receiving {limit} uploads already; "
-                                                       "send this one again in a moment.")
-    response.headers["Retry-After"] = str(BUSY_RETRY_AFTER_SECONDS)
-    return response
+    return error_response(429, "too_many_uploads", f"The gateway is receiving {limit} uploads already; "
+                                                    "send this one again in a moment.", BUSY_RETRY_AFTER_SECONDS)
 
 
 def _too_many_jobs(limit: int):
