@@ -58,6 +58,8 @@ def throwaway_env(servers: dict[str, str], name: str, heartbeat_file: str, **ove
         "MAX_UPLOAD_MB": "64",
         # Load tests and benchmarks upload as one user, many at a time; the limit has tests of its own.
         "MAX_ACTIVE_JOBS_PER_USER": "1000",
+        "MAX_EVENT_STREAMS_PER_USER": "1000",
+        "MAX_UPLOADS_IN_FLIGHT": "1000",
         "LOGIN_MAX_FAILURES": "5",
         "LOGIN_LOCKOUT_SECONDS": "60",
         # Every test client logs in from 127.0.0.1; the tests of the limit itself set their own.

@@ -6,6 +6,7 @@ from common.service import ConsumerService, serve_consumer
 from common.settings import ConverterSettings
 from converter.cleanup import Cleanup
 from converter.handler import Converter
+from converter.undumpable import make_undumpable
 
 
 def build(settings: ConverterSettings, db=None) -> ConsumerService:
@@ -18,6 +19,7 @@ def build(settings: ConverterSettings, db=None) -> ConsumerService:
 
 
 def main() -> None:
+    make_undumpable()  # before anything else runs, ffmpeg above all
     serve_consumer(ConverterSettings, build)
 
 
