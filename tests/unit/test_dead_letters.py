@@ -18,6 +18,7 @@ from converter.handler import Converter
 from notification.handler import Notifier
 
 OWNER = "alice@example.com"
+SETTINGS = dict(rabbitmq_url="amqp://guest:guest@127.0.0.1/", mongodb_uri="mongodb://unused/")
 
 
 class Injected(Exception):
@@ -66,7 +67,7 @@ def no_retry_wait(monkeypatch):
 @pytest.mark.parametrize(("owner_of_step", "step"), CONVERTER_STEPS, ids=[s for _, s in CONVERTER_STEPS])
 def test_an_unexpected_failure_at_any_step_of_the_conversion_leaves_the_job_final(
         memory_db, samples, monkeypatch, owner_of_step, step, name):
-    converter = Converter(load(ConverterSettings, rabbitmq_url="amqp://guest:guest@127.0.0.1/"), memory_db)
+    converter = Converter(load(ConverterSettings, **SETTINGS), memory_db)
     job = queued_job(memory_db, samples[name])
     monkeypatch.setattr(owner_of_step, step, explode)
 
@@ -87,7 +88,7 @@ def test_an_unexpected_failure_at_any_step_of_the_conversion_leaves_the_job_fina
 
 def test_the_crafted_mp4_fails_its_job_whichever_unexpected_error_it_causes(memory_db, samples, monkeypatch):
     """Any error the sniffing might raise on a hostile file, not only the one that was found."""
-    converter = Converter(load(ConverterSettings, rabbitmq_url="amqp://guest:guest@127.0.0.1/"), memory_db)
+    converter = Converter(load(ConverterSettings, **SETTINGS), memory_db)
     job = queued_job(memory_db, samples["faststart.mp4"])
     monkeypatch.setattr(streamable, "_moov_first", lambda video: int("not a size"))
 
@@ -101,7 +102,7 @@ def test_the_crafted_mp4_fails_its_job_whichever_unexpected_error_it_causes(memo
 def test_while_storage_cannot_fail_the_job_its_message_is_kept(memory_db, samples, monkeypatch):
     from pymongo.errors import AutoReconnect
 
-    converter = Converter(load(ConverterSettings, rabbitmq_url="amqp://guest:guest@127.0.0.1/"), memory_db)
+    converter = Converter(load(ConverterSettings, **SETTINGS), memory_db)
     job = queued_job(memory_db, samples["faststart.mp4"])
     monkeypatch.setattr(converter_module, "convert", explode)
     monkeypatch.setattr(Jobs, "fail", lambda *args: (_ for _ in ()).throw(AutoReconnect("storage away")))
@@ -123,7 +124,7 @@ def test_an_unexpected_failure_at_any_step_of_the_notification_leaves_the_job_do
     job = jobs.create(OWNER, "clip.mp4", storage.object_id("6b0a7a79263e08cfdd383f3c"))
     jobs.start_attempt(job["_id"])
     jobs.finish(job["_id"], storage.bucket(memory_db, storage.MP3S).upload_from_stream("clip.mp3", b"mp3"))
-    settings = load(NotificationSettings, rabbitmq_url="amqp://guest:guest@127.0.0.1/", smtp_host="127.0.0.1")
+    settings = load(NotificationSettings, **SETTINGS, smtp_host="127.0.0.1")
     notifier = Notifier(settings, memory_db)
     monkeypatch.setattr(owner_of_step, step, explode)
 

@@ -26,6 +26,7 @@ import logging
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 from gridfs.errors import NoFile
@@ -158,11 +159,9 @@ class Converter:
     @storage_retry
     def _store(self, mp3: Path, job: dict):
         with mp3.open("rb") as source:
-            mp3_fid = storage.new_id()
-            self._mp3s.upload_from_stream_with_id(
-                mp3_fid, mp3_name(job["filename"]), source, metadata={"job_id": str(job["_id"]), "owner": job["owner"]}
-            )
-            return mp3_fid
+            return self._mp3s.upload_from_chunks(storage.new_id(), mp3_name(job["filename"]),
+                                                 iter(partial(source.read, COPY_CHUNK), b""),
+                                                 metadata={"job_id": str(job["_id"]), "owner": job["owner"]})
 
     @storage_retry
     def _remove_leftovers(self, job_id: str) -> None:

@@ -14,6 +14,7 @@ from common.settings import GatewaySettings
 from gateway.auth_client import AuthClient
 from gateway.legacy_jobs import LegacyJobs
 from gateway.login_limit import LoginLimit
+from gateway.places import Places
 
 EXTENSION = "mp3converter.gateway"
 
@@ -30,6 +31,8 @@ class GatewayDeps:
     auth: AuthClient
     login_limit: LoginLimit
     legacy_jobs: LegacyJobs
+    streams: Places
+    uploads: Places
 
     @classmethod
     def build(cls, settings: GatewaySettings, db: Database, publisher: Publisher, auth: AuthClient) -> "GatewayDeps":
@@ -37,7 +40,9 @@ class GatewayDeps:
         return cls(settings=settings, db=db, jobs=jobs, deletion=JobDeletion(db), legacy_jobs=LegacyJobs(jobs),
                    videos=storage.bucket(db, storage.VIDEOS), mp3s=storage.bucket(db, storage.MP3S),
                    publisher=publisher, auth=auth,
-                   login_limit=LoginLimit(settings.login_attempts_per_client, settings.trusted_proxies))
+                   login_limit=LoginLimit(settings.login_attempts_per_client, settings.trusted_proxies),
+                   streams=Places(settings.max_event_streams_per_user),
+                   uploads=Places(settings.max_uploads_in_flight))
 
 
 def gateway() -> GatewayDeps:

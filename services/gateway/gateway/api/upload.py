@@ -1,10 +1,12 @@
 """POST /upload: a video in, a queued job out; nothing half-done stays behind when a step fails.
 
-One user cannot fill the queue nor the gateway's memory: an upload takes a place among the user's
-MAX_ACTIVE_JOBS_PER_USER before its body is read (common.jobs: a job `uploading`, which nobody sees),
-and with every place taken, by jobs queued or converting or by uploads in progress, it is refused
-(429) there. Two uploads racing for the last place both count each other, so neither can overshoot.
-Whatever ends the upload other than its 202 frees its place and removes what it stored.
+One user cannot fill the queue: an upload takes a place among the user's MAX_ACTIVE_JOBS_PER_USER
+before its body is read (common.jobs: a job `uploading`, which nobody sees), and with every place
+taken, by jobs queued or converting or by uploads in progress, it is refused (429) there. Two uploads
+racing for the last place both count each other, so neither can overshoot. Whatever ends the upload
+other than its 202 frees its place and removes what it stored. Nor can many uploads at once exhaust
+the gateway's memory: a process receives at most MAX_UPLOADS_IN_FLIGHT at a time (429 for the next,
+body unread).
 """
 
 import contextlib
@@ -26,17 +28,21 @@ from gateway.access import login_required
 from gateway.context import gateway
 from gateway.filenames import MIB, clean_filename
 from gateway.multipart import FilePart, NotOneFile
+from gateway.places import in_one_of
 
 log = logging.getLogger(__name__)
 
 # Long enough for a short video to convert; the client may ask sooner with GET /jobs.
 RETRY_AFTER_SECONDS = 30
+# Uploads in flight end within seconds on a fast link.
+BUSY_RETRY_AFTER_SECONDS = 5
 
 blueprint = Blueprint("upload", __name__)
 
 
 @blueprint.post("/upload")
 @login_required
+@in_one_of(lambda: gateway().uploads, lambda limit: _busy(limit))
 def upload():
     gw = gateway()
     place = gw.jobs.reserve(g.owner, g.email, storage.new_id())
@@ -136,6 +142,12 @@ class _Limited:
                 self._on_progress()
                 reported = time.monotonic()
             yield chunk
+
+
+def _busy(limit: int):
+    """More than MAX_UPLOADS_IN_FLIGHT uploads at once would take more memory than the gateway has."""
+    return error_response(429, "too_many_uploads", f"The gateway is receiving {limit} uploads already; "
+                                                    "send this one again in a moment.", BUSY_RETRY_AFTER_SECONDS)
 
 
 def _too_many_jobs(limit: int):
