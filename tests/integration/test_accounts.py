@@ -88,7 +88,7 @@ def test_an_upload_with_a_deleted_users_cached_token_is_never_the_next_accounts_
     mallory = logged_in(stack, stack_env, "mallory@example.com", "mallory-password-1")
     assert mallory.jobs().status_code == 200  # the token is now taken on trust for TOKEN_CACHE_SECONDS
     with environment(stack_env):
-        assert delete_user.main(["mallory@example.com"]) == 0
+        assert delete_user.main(["mallory@example.com"], connect=mongo.connect) == 0
     late = mallory.upload(samples["faststart.mp4"])
     assert late.status_code == 202, "the cache still vouches for the token (else this test proves nothing)"
 
@@ -99,7 +99,7 @@ def test_an_upload_with_a_deleted_users_cached_token_is_never_the_next_accounts_
     assert again.delete(late.json()["job_id"]).status_code == 404
     # delete-user run again takes what the old account stored, and leaves the new one alone
     with environment(stack_env):
-        assert delete_user.main(["mallory@example.com"]) == 0
+        assert delete_user.main(["mallory@example.com"], connect=mongo.connect) == 0
     assert stored(stack_env, {**late.json(), "job_id": late.json()["job_id"]})["job"] == 0
 
 
