@@ -2,9 +2,9 @@
 
 One user cannot fill the queue: an upload takes a place among the user's MAX_ACTIVE_JOBS_PER_USER
 before its body is read (common.jobs: a job `uploading`, which nobody sees), and with every place
-taken, by jobs queued or converting or by uploads in progress, it is refused (429) there. Two uploads
-racing for the last place both count each other, so neither can overshoot. Whatever ends the upload
-other than its 202 frees its place and removes what it stored. Nor can many uploads at once exhaust
+taken, by jobs queued or converting or by uploads in progress, it is refused (429) there. Uploads
+racing for the last places count each other, so none overshoots (`_take_place`). Whatever ends the
+upload other than its 202 frees its place and removes what it stored. Nor can many uploads at once exhaust
 the gateway's memory: a process receives at most MAX_UPLOADS_IN_FLIGHT at a time (429 for the next,
 body unread).
 """
@@ -12,6 +12,7 @@ body unread).
 import contextlib
 import itertools
 import logging
+import random
 import time
 
 from flask import Blueprint, g, jsonify, request
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 
 # Long enough for a short video to convert; the client may ask sooner with GET /jobs.
 RETRY_AFTER_SECONDS = 30
+# Tries for a place when uploads of one user arrive together, each after a random wait of up to this.
+PLACE_TRIES = 3
+PLACE_BACKOFF_SECONDS = 0.25
 # Uploads in flight end within seconds on a fast link.
 BUSY_RETRY_AFTER_SECONDS = 5
 
@@ -45,7 +49,9 @@ blueprint = Blueprint("upload", __name__)
 @in_one_of(lambda: gateway().uploads, lambda limit: _busy(limit))
 def upload():
     gw = gateway()
-    place = gw.jobs.reserve(g.owner, g.email, storage.new_id())
+    place = _take_place(gw)
+    if place is None:
+        return _too_many_jobs(gw.settings.max_active_jobs_per_user)
     try:
         response = _receive(gw, place)
     except BaseException:
@@ -56,12 +62,24 @@ def upload():
     return response
 
 
+def _take_place(gw) -> dict | None:
+    """A place among the owner's, or None when they are all taken. Each upload counts every place
+    taken, its own included, so none overshoots; uploads of one user arriving at once may all find too
+    many and let go, so each tries again after a random moment, and the first to come back get in."""
+    for attempt in range(PLACE_TRIES):
+        place = gw.jobs.reserve(g.owner, g.email, storage.new_id())
+        if gw.jobs.count_active(g.owner) <= gw.settings.max_active_jobs_per_user:
+            return place
+        _release(gw, place)
+        if attempt < PLACE_TRIES - 1:
+            time.sleep(random.uniform(0, PLACE_BACKOFF_SECONDS))
+    return None
+
+
 def _receive(gw, place: dict):
     """The body goes straight into GridFS as it arrives (no temp file): the first bytes are sniffed
     before anything is stored, and a body that breaks off, grows too large or holds another part
     after the file leaves nothing stored. Only then is the job queued and its message published."""
-    if gw.jobs.count_active(g.owner) > gw.settings.max_active_jobs_per_user:
-        return _too_many_jobs(gw.settings.max_active_jobs_per_user)
     max_mb = gw.settings.max_upload_mb
     try:
         part = FilePart(request.stream, request.content_type)
@@ -101,8 +119,9 @@ def _receive(gw, place: dict):
 def _release(gw, place: dict) -> None:
     """Nothing half-done stays behind: no job that never runs, no video nobody owns, no place held."""
     with contextlib.suppress(PyMongoError):
+        gw.jobs.delete(place["_id"])  # the place first: it frees the owner's limit
+    with contextlib.suppress(PyMongoError):
         storage.delete_file(gw.videos, place["video_fid"])
-        gw.jobs.delete(place["_id"])
 
 
 def _queue_unavailable():
