@@ -65,7 +65,8 @@ class Bucket(gridfs.GridFSBucket):
     """A GridFS bucket whose uploads are spans of the current trace."""
 
     def __init__(self, db: Database, name: str):
-        super().__init__(db, name, **({"chunk_size_bytes": CHUNK_BYTES[name]} if name in CHUNK_BYTES else {}))
+        self.chunk_size = CHUNK_BYTES.get(name, gridfs.DEFAULT_CHUNK_SIZE)
+        super().__init__(db, name, chunk_size_bytes=self.chunk_size)
         self.name = name
 
     def upload_from_stream(self, filename, source, *args, **kwargs):
@@ -73,8 +74,9 @@ class Bucket(gridfs.GridFSBucket):
             return super().upload_from_stream(filename, source, *args, **kwargs)
 
     def upload_from_chunks(self, filename: str, chunks: Iterable[bytes], metadata: dict):
-        """Store the pieces as one file, as they come. When they stop with an exception, whatever was
-        already written is removed (pymongo's own upload_from_stream leaves those chunks behind)."""
+        """Store the pieces as one file, as they come; pieces of exactly `chunk_size` are stored as they
+        are, without a copy. When they stop with an exception, whatever was already written is removed
+        (pymongo's own upload_from_stream leaves those chunks behind)."""
         with span(f"GridFS upload {self.name}"):
             stored = self.open_upload_stream(filename, metadata=metadata)
             try:
