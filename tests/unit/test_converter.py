@@ -398,14 +398,18 @@ def test_a_job_deleted_before_its_turn_is_acked_without_converting(converter, me
     assert stored_counts(memory_db) == dict.fromkeys(stored_counts(memory_db), 0)
 
 
-def test_the_video_goes_once_its_mp3_is_stored(converter, memory_db, samples):
+def test_the_video_goes_once_its_mp3_is_announced(converter, memory_db, samples):
     job, message = queue_upload(memory_db, samples["faststart.mp4"])
     before = stored_counts(memory_db)
 
-    assert deliver(converter, message).action is Action.ACK
+    outcome = deliver(converter, message)
+    assert outcome.action is Action.ACK
+    announced = stored_counts(memory_db)  # the user is not kept waiting for the video's removal
+    outcome.then()  # once the consumer has sent the announcement and acked the delivery
 
     after = stored_counts(memory_db)
     assert before["videos.files"] == 1 and before["videos.chunks"] >= 1
+    assert announced == before | {"mp3s.files": 1, "mp3s.chunks": announced["mp3s.chunks"]}
     assert (after["videos.files"], after["videos.chunks"]) == (0, 0)
     assert (after["mp3s.files"], after["jobs"]) == (1, 1)
     assert Jobs(memory_db).get(job["_id"])["status"] == "done"
@@ -416,7 +420,9 @@ def test_keep_videos_keeps_the_video(memory_db, samples):
     _job, message = queue_upload(memory_db, samples["faststart.mp4"])
     before = stored_counts(memory_db)
 
-    assert deliver(converter, message).action is Action.ACK
+    outcome = deliver(converter, message)
+    assert outcome.action is Action.ACK
+    outcome.then()
 
     assert stored_counts(memory_db)["videos.chunks"] == before["videos.chunks"] > 0
 

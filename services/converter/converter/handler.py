@@ -14,10 +14,11 @@ The video reaches ffmpeg straight from GridFS through a pipe when its container 
 to back (converter.streamable), and through a temp file otherwise.
 
 Storage does not grow: unless KEEP_VIDEOS is true, the video is removed once its job is final (the
-MP3 stored and recorded, or the job failed).
+MP3 stored, recorded and announced, or the job failed).
 """
 
 import contextlib
+import functools
 import logging
 import tempfile
 import threading
@@ -38,8 +39,6 @@ from converter import streamable
 from converter.ffmpeg import Cancelled, ConversionFailed, convert
 
 log = logging.getLogger(__name__)
-
-COPY_CHUNK = 1024 * 1024
 
 # Transient storage errors: a few tries with backoff, then the job fails with the reason.
 storage_retry = retry(
@@ -108,8 +107,9 @@ class Converter:
         metrics.CONVERSION_SECONDS.observe(time.monotonic() - started)
         log.info("converted", extra={"job_id": job_id, "mp3_fid": str(mp3_fid),
                                      "seconds": round(result.mp3_seconds, 2)})
-        self._drop_video(job)
-        return Outcome.ack(self._announcement({**job, "mp3_fid": mp3_fid}))
+        # The video goes once the MP3 is announced: the user does not wait for its removal.
+        return Outcome.ack(self._announcement({**job, "mp3_fid": mp3_fid}),
+                           then=functools.partial(self._drop_video, job))
 
     def _source(self, video_fid, target: Path, cancel: threading.Event, opened: contextlib.ExitStack):
         """What ffmpeg reads: the open GridFS file itself when it can be streamed, else a temp copy."""
@@ -134,7 +134,7 @@ class Converter:
     @telemetry.traced("GridFS fetch videos")
     def _fetch(self, video_fid, target: Path, cancel: threading.Event) -> None:
         with self._videos.open_download_stream(video_fid) as source, target.open("wb") as out:
-            while chunk := source.read(COPY_CHUNK):
+            while chunk := source.readchunk():  # a stored chunk as it came (read(n) copies it in pieces)
                 if cancel.is_set():
                     raise Cancelled("stopped while fetching the video")
                 out.write(chunk)
