@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 from unittest import mock
@@ -413,6 +414,21 @@ def test_the_video_goes_once_its_mp3_is_announced(converter, memory_db, samples)
     assert (after["videos.files"], after["videos.chunks"]) == (0, 0)
     assert (after["mp3s.files"], after["jobs"]) == (1, 1)
     assert Jobs(memory_db).get(job["_id"])["status"] == "done"
+
+
+@pytest.mark.parametrize("name", ["plain.mp4", "silent.mp4"])
+def test_the_work_folder_goes_after_the_announcement_or_at_once_on_failure(converter, memory_db, samples, tmp_path,
+                                                                          monkeypatch, name):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    _job, message = queue_upload(memory_db, samples[name])  # plain.mp4: its index at the end, a temp copy
+
+    outcome = deliver(converter, message)
+    left = list(tmp_path.iterdir())
+    if outcome.then is not None:
+        outcome.then()
+
+    assert (outcome.action, len(left)) == ((Action.ACK, 1) if name == "plain.mp4" else (Action.REJECT, 0))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_keep_videos_keeps_the_video(memory_db, samples):
