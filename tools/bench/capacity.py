@@ -32,7 +32,7 @@ from bench.conversion import raw_ffmpeg
 from bench.inputs import RealisticVideo
 from bench.job_spans import add_users, collect, job_trace, logged_in
 from bench.stack import delete_files, running_stack
-from bench.util import MB, Row, Stopwatch, seconds, verdict
+from bench.util import MB, Row, Stopwatch, seconds, split_cpu_seconds, verdict
 
 CLIP = RealisticVideo("3 min 720p 12 Mbit/s, faststart", 180, "1280x720", 12, faststart=True)
 QUICK_CLIP = RealisticVideo("60 s 720p 12 Mbit/s, faststart", 60, "1280x720", 12, faststart=True)
@@ -53,9 +53,11 @@ def reset_peak_rss() -> None:
 
 
 def raw_rate(path: Path, parallel: int, work: Path) -> dict:
+    _, children = split_cpu_seconds()
     with Stopwatch() as watch, ThreadPoolExecutor(max_workers=parallel) as pool:
         list(pool.map(lambda index: raw_ffmpeg(path, work / f"raw-{index}.mp3"), range(RAW_SAMPLE)))
-    return {"jobs_per_minute": RAW_SAMPLE / watch.wall * 60, "seconds": watch.wall, "other_cores": watch.others}
+    return {"jobs_per_minute": RAW_SAMPLE / watch.wall * 60, "seconds": watch.wall, "other_cores": watch.others,
+            "ffmpeg_cpu_per_job": (split_cpu_seconds()[1] - children) / RAW_SAMPLE}
 
 
 def load(stack, env: dict, users: list, path: Path, window: float) -> dict:
@@ -74,9 +76,11 @@ def load(stack, env: dict, users: list, path: Path, window: float) -> dict:
 
     reset_peak_rss()
     before = peak_rss_mb()
+    cpu_before = split_cpu_seconds()
     with Stopwatch() as watch:
         with ThreadPoolExecutor(max_workers=len(clients)) as pool:
             list(pool.map(user, range(len(clients)), clients))
+        cpu_after = split_cpu_seconds()
         traces = {job: job_trace(job, f"{queues[1]} send", f"{queues[0]} process") for job, _ in job_ids}
     finished = max(t.end(f"{queues[1]} send") for t in traces.values())
     first = min(t.start("POST /upload") for t in traces.values())
@@ -88,7 +92,13 @@ def load(stack, env: dict, users: list, path: Path, window: float) -> dict:
             "jobs_per_minute": len(job_ids) / (finished - first) * 60,
             "p50": statistics.median(latencies), "p95": latencies[max(0, int(len(latencies) * 0.95) - 1)],
             "done_once": once, "stack_peak_rss_mb": peak_rss_mb(), "stack_rss_before_mb": before,
-            "window": window, "started": started, "other_cores": watch.others}
+            "window": window, "started": started, "other_cores": watch.others,
+            "stack_cpu_per_job": (cpu_after[0] - cpu_before[0]) / len(job_ids),
+            "children_cpu_per_job": (cpu_after[1] - cpu_before[1]) / len(job_ids)}
+
+
+def cpu_ratio(stack: dict, raw: dict) -> float:
+    return (stack["stack_cpu_per_job"] + stack["children_cpu_per_job"]) / raw["ffmpeg_cpu_per_job"]
 
 
 def _done_once(trace, queues) -> bool:
@@ -134,6 +144,12 @@ def run(quick: bool) -> tuple[list[Row], dict]:
                  Row(section="capacity", case=case, comparison="jobs done exactly once",
                      value=f"{stack['done_once']} of {stack['jobs']}",
                      verdict=verdict(stack["done_once"] == stack["jobs"])),
+                 Row(section="capacity", case=case,
+                     comparison="CPU per job: the stack's process (gateway, converters, mongomock, this benchmark's "
+                                "threads) + its children (curl uploads, ffmpeg) / raw ffmpeg's",
+                     value=f"{stack['stack_cpu_per_job']:.2f} s + {stack['children_cpu_per_job']:.2f} s",
+                     baseline=f"{raw['ffmpeg_cpu_per_job']:.2f} s",
+                     result=f"{cpu_ratio(stack, raw):.2f}x"),
                  Row(section="capacity", case=case,
                      comparison="peak RSS of the stack's process (all services + stored videos)",
                      value=f"{stack['stack_peak_rss_mb']:.0f} MB",
