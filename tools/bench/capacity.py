@@ -84,6 +84,11 @@ def load(stack, env: dict, users: list, path: Path, window: float) -> dict:
         traces = {job: job_trace(job, f"{queues[1]} send", f"{queues[0]} process") for job, _ in job_ids}
     finished = max(t.end(f"{queues[1]} send") for t in traces.values())
     first = min(t.start("POST /upload") for t in traces.values())
+    # What a job spends in the converter (delivery to its settling) and in ffmpeg, against raw ffmpeg's
+    # time per job: with the converters busy all along, jobs per minute follows from the former.
+    in_converter = statistics.median(t.end(f"{queues[0]} process") - t.start(f"{queues[0]} process")
+                                     for t in traces.values())
+    in_ffmpeg = statistics.median(t.end("ffmpeg") - t.start("ffmpeg") for t in traces.values())
     latencies = sorted(t.end(f"{queues[1]} send") - t.start("POST /upload") for t in traces.values())
     once = sum(1 for job, owner in job_ids if _done_once(traces[job], queues) and owner.job(job)["status"] == "done")
     for job, _ in job_ids:
@@ -93,6 +98,7 @@ def load(stack, env: dict, users: list, path: Path, window: float) -> dict:
             "p50": statistics.median(latencies), "p95": latencies[max(0, int(len(latencies) * 0.95) - 1)],
             "done_once": once, "stack_peak_rss_mb": peak_rss_mb(), "stack_rss_before_mb": before,
             "window": window, "started": started, "other_cores": watch.others,
+            "in_converter": in_converter, "in_ffmpeg": in_ffmpeg,
             "stack_cpu_per_job": (cpu_after[0] - cpu_before[0]) / len(job_ids),
             "children_cpu_per_job": (cpu_after[1] - cpu_before[1]) / len(job_ids)}
 
@@ -141,6 +147,11 @@ def run(quick: bool) -> tuple[list[Row], dict]:
                      numbers={"ratio": ratio}),
                  Row(section="capacity", case=case, comparison="upload->done p50 / p95",
                      value=f"{seconds(stack['p50'])} / {seconds(stack['p95'])}"),
+                 Row(section="capacity", case=case,
+                     comparison="per job (median): in the converter (delivery to settled) / of which ffmpeg; "
+                                "raw ffmpeg's wall per job",
+                     value=f"{seconds(stack['in_converter'])} / {seconds(stack['in_ffmpeg'])}",
+                     baseline=seconds(raw["seconds"] / RAW_SAMPLE * converters)),
                  Row(section="capacity", case=case, comparison="jobs done exactly once",
                      value=f"{stack['done_once']} of {stack['jobs']}",
                      verdict=verdict(stack["done_once"] == stack["jobs"])),
