@@ -16,9 +16,12 @@ and GET /jobs/<id> says done.
 Memory: the stack runs in this one process (scripts/run-local's wiring: gateway, converters,
 notification, and mongomock holding every stored video), so its peak resident set (VmHWM) is the sum of
 all of them and of the videos waiting in storage; the gateway and converter alone are measured by the
-memory benchmark (3), ffmpeg's own peak there too.
+memory benchmark (3), ffmpeg's own peak there too. In full mode the waiting videos reach about
+16 GB (20 users x three 281 MB clips, most of them queued): on a machine with less to spare, run
+fewer users (scripts/bench --users N).
 """
 
+import os
 import statistics
 import sys
 import tempfile
@@ -39,6 +42,7 @@ QUICK_CLIP = RealisticVideo("60 s 720p 12 Mbit/s, faststart", 60, "1280x720", 12
 CLIPS_PER_USER = 3
 TARGET = 0.9
 RAW_SAMPLE = 6  # raw ffmpeg's rate is measured on this many conversions
+USERS_ENV = "BENCH_CAPACITY_USERS"  # scripts/bench --users
 
 
 def peak_rss_mb() -> float:
@@ -114,7 +118,7 @@ def _done_once(trace, queues) -> bool:
 
 def run(quick: bool) -> tuple[list[Row], dict]:
     video = QUICK_CLIP if quick else CLIP
-    user_count = 5 if quick else 20
+    user_count = int(os.environ.get(USERS_ENV) or (5 if quick else 20))
     path = video.ensure()
     label = mongodb_label("memory")
     results = {"input": video.label, "bytes": path.stat().st_size, "users": user_count, "mongodb": label}
