@@ -84,8 +84,8 @@ def load(stack, env: dict, users: list, path: Path, window: float) -> dict:
     with Stopwatch() as watch:
         with ThreadPoolExecutor(max_workers=len(clients)) as pool:
             list(pool.map(user, range(len(clients)), clients))
-        cpu_after = split_cpu_seconds()
         traces = {job: job_trace(job, f"{queues[1]} send", f"{queues[0]} process") for job, _ in job_ids}
+        cpu_after = split_cpu_seconds()  # every job done (and its ffmpeg waited for)
     finished = max(t.end(f"{queues[1]} send") for t in traces.values())
     first = min(t.start("POST /upload") for t in traces.values())
     # What a job spends in the converter (delivery to its settling) and in ffmpeg, against raw ffmpeg's
