@@ -21,7 +21,7 @@ import threading
 from bench.camera import mongodb_label
 from bench.inputs import BigVideo
 from bench.memory import StandInAuth, StandInPublisher
-from bench.util import MB, Row, median, rotate, verdict
+from bench.util import MB, Row, median, rotate, split_cpu_seconds, verdict
 
 FULL = BigVideo(500)
 QUICK = BigVideo(100)
@@ -102,7 +102,7 @@ def gateway_server(store: bool = True):
     app = create_app(settings, db=db, publisher=StandInPublisher(), auth=StandInAuth())
     if not store:
         deps = app.extensions[EXTENSION]
-        app.extensions[EXTENSION] = dataclasses.replace(deps, videos=NullVideos(deps.videos.chunk_size))
+        app.extensions[EXTENSION] = dataclasses.replace(deps, videos=NullVideos(storage.CHUNK_BYTES[storage.VIDEOS]))
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, db
@@ -132,13 +132,17 @@ def run(quick: bool) -> tuple[list[Row], dict]:
     urls = {"floor": f"http://127.0.0.1:{floor.port}/upload", "gateway": f"http://127.0.0.1:{server.server_port}/upload",
             "no store": f"http://127.0.0.1:{storeless.server_port}/upload"}
     samples = {"floor": [], "gateway": [], "no store": []}
+    cpu = {name: [] for name in samples}  # (this process: the server's thread; curl), seconds per body
     try:
         for index in range(runs + 1):  # the first round warms up
             print(f"ingest: {video.label}, round {index}/{runs}", file=sys.stderr, flush=True)
             for name in rotate(list(samples), index):
+                before = split_cpu_seconds()
                 seconds = send(urls[name], path)
+                after = split_cpu_seconds()
                 if index:
                     samples[name].append(size / seconds / MB)
+                    cpu[name].append((after[0] - before[0], after[1] - before[1]))
                 if name == "gateway":
                     for stored in db["videos.files"].find({}, {"_id": 1}):
                         storage.delete_file(storage.bucket(db, storage.VIDEOS), stored["_id"])
@@ -157,4 +161,10 @@ def run(quick: bool) -> tuple[list[Row], dict]:
                 result=f"{median(r):.2f}x ({min(r):.2f}-{max(r):.2f})", target=f">= {TARGET:.1f}x",
                 verdict=verdict(median(r) >= TARGET), numbers={"ratios": r})
             for name, r in ratios.items()]
-    return rows, {"input": video.label, "bytes": size, "runs": runs, "samples": samples, "ratios": ratios}
+    server_cpu = {name: median(server for server, _ in values) for name, values in cpu.items()}
+    rows.append(Row(section="ingest", case=f"{video.label} body, curl -F",
+                    comparison="CPU per body: gateway / without the store / floor (server's process); curl",
+                    value=f"{server_cpu['gateway']:.2f} s / {server_cpu['no store']:.2f} s",
+                    baseline=f"{server_cpu['floor']:.2f} s; curl {median(c for _, c in cpu['floor']):.2f} s"))
+    return rows, {"input": video.label, "bytes": size, "runs": runs, "samples": samples, "ratios": ratios,
+                  "cpu": cpu}
