@@ -18,12 +18,12 @@ MP3 stored, recorded and announced, or the job failed).
 """
 
 import contextlib
-import functools
 import logging
 import shutil
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 from gridfs.errors import NoFile
@@ -40,6 +40,8 @@ from converter import streamable
 from converter.ffmpeg import Cancelled, ConversionFailed, convert
 
 log = logging.getLogger(__name__)
+
+COPY_CHUNK = 1024 * 1024  # the MP3's read size, as it is stored
 
 # Transient storage errors: a few tries with backoff, then the job fails with the reason.
 storage_retry = retry(
@@ -117,7 +119,7 @@ class Converter:
         # The video and the work folder (a temp copy of the video, maybe) go once the MP3 is announced:
         # the user does not wait for their removal.
         return Outcome.ack(self._announcement({**job, "mp3_fid": mp3_fid}),
-                           then=functools.partial(self._tidy, job, work))
+                           then=partial(self._tidy, job, work))
 
     def _tidy(self, job: dict, work: Path) -> None:
         _remove_folder(work)
@@ -154,9 +156,8 @@ class Converter:
     @storage_retry
     def _store(self, mp3: Path, job: dict):
         with mp3.open("rb") as source:
-            return self._mp3s.upload_from_stream(
-                mp3_name(job["filename"]), source, metadata={"job_id": str(job["_id"]), "owner": job["owner"]}
-            )
+            return self._mp3s.upload_from_chunks(mp3_name(job["filename"]), iter(partial(source.read, COPY_CHUNK), b""),
+                                                 metadata={"job_id": str(job["_id"]), "owner": job["owner"]})
 
     @storage_retry
     def _remove_leftovers(self, job_id: str) -> None:
