@@ -25,12 +25,12 @@ _attached: set[int] = set()
 def collect() -> InMemorySpanExporter:
     """The one exporter, attached to every provider that exists now (call it after a stack starts)."""
     global _exporter
-    from common import telemetry
+    from runlocal import traces
 
     with _lock:
         if _exporter is None:
             _exporter = InMemorySpanExporter()
-        for provider in telemetry.providers():
+        for provider in traces.providers():
             if id(provider) not in _attached:
                 provider.add_span_processor(SimpleSpanProcessor(_exporter))
                 _attached.add(id(provider))
