@@ -1,7 +1,7 @@
 """What the services' own spans say of each job, and the users that upload them.
 
 Every span the services of this process end is kept by an in-memory exporter added to their
-TracerProviders (common.telemetry.providers()), as the trace tests do. One upload is one trace: its
+TracerProviders (runlocal.traces.providers()), as the trace tests do. One upload is one trace: its
 `POST /upload` span carries the job_id; the rest of the job (GridFS writes, the publish, the
 converter's `<queue> process`, `ffmpeg`, the MP3's store and announcement) are spans of the same trace.
 Times are the spans' own clocks (nanoseconds since the epoch), so a client's time.time_ns() compares.
