@@ -25,6 +25,10 @@ FIELD = "file"
 # before the rest is read): each read is copied a few times on its way through the decoder, and
 # pieces this small stay in the CPU's cache.
 READ_BYTES = 64 * 1024
+# The most read into a chunk's buffer at a time: a socket hands over less anyway, but gunicorn's request
+# body has no readinto, so werkzeug reads that much into bytes of its own and copies them over, and
+# gunicorn collects them first: a whole chunk's worth would be two more chunks of memory per upload.
+READ_INTO_BYTES = 256 * 1024
 # What the decoder may hold unparsed: one read plus what it keeps back in case a boundary straddles
 # two reads. It also bounds a part's headers, which must fit in it.
 MAX_BUFFER = 2 * READ_BYTES
@@ -105,7 +109,7 @@ class FilePart:
                 view[:filled - size] = view[size:filled]
                 filled, searched = filled - size, max(0, searched - size)
                 continue
-            read = self._read_into(view[filled:])
+            read = self._read_into(view[filled:filled + READ_INTO_BYTES])
             if not read:
                 raise ClientDisconnected("the body ended before its closing boundary")
             filled += read
