@@ -30,23 +30,32 @@ class Socket(io.RawIOBase):
         return len(piece)
 
 
+class ReadOnly:
+    """A body with read() alone, as gunicorn's is (WSGI asks for no more)."""
+
+    def __init__(self, raw: io.RawIOBase):
+        self.read = raw.read
+
+
 def body(data: bytes, tail: bytes = b"--\r\n") -> bytes:
     return (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp4\"\r\n"
             "Content-Type: video/mp4\r\n\r\n").encode() + data + f"\r\n--{BOUNDARY}".encode() + tail
 
 
-def read(raw: bytes, size: int, seed: int, head: int = 100) -> tuple[bytes, list[bytes]]:
-    part = FilePart(Socket(raw, seed), CONTENT_TYPE)
+def read(raw: bytes, size: int, seed: int, head: int = 100, read_only: bool = False) -> tuple[bytes, list[bytes]]:
+    stream = Socket(raw, seed)
+    part = FilePart(ReadOnly(stream) if read_only else stream, CONTENT_TYPE)
     assert part.filename == "a.mp4"
     return part.head(head), list(part.chunks(size))
 
 
 @pytest.mark.parametrize("length", [0, 1, 99, 1000, 1001, 3999, 4000, 4001, 25_000])
 @pytest.mark.parametrize("seed", range(4))
-def test_every_byte_arrives_in_pieces_of_the_chunk_size(length, seed):
+@pytest.mark.parametrize("read_only", [False, True])
+def test_every_byte_arrives_in_pieces_of_the_chunk_size(length, seed, read_only):
     # Data that looks like the start of the boundary, so that held-back bytes are tested too.
     data = bytes(random.Random(seed).choice(b"\r\n-d7ab") for _ in range(length))
-    head, chunks = read(body(data), 1000, seed)
+    head, chunks = read(body(data), 1000, seed, read_only=read_only)
     assert head == data[:100]
     assert b"".join(chunks) == data
     assert all(len(chunk) == 1000 for chunk in chunks[:-1])
