@@ -1,5 +1,6 @@
 """Test and benchmark videos, generated with the ffmpeg that imageio-ffmpeg ships."""
 
+import struct
 import subprocess
 from pathlib import Path
 
@@ -86,3 +87,14 @@ def module_posing_as_matroska(path: Path) -> Path:
     sample_data = bytes((i * 7) % 256 for i in range(2000))
     path.write_bytes(header + b"".join(rows) + sample_data)
     return path
+
+
+def box_claiming_two_to_the_64(path: Path | None = None) -> bytes:
+    """An MP4 whose second top-level box claims a 64-bit size near 2**64 (size 1, then the largesize
+    0xFFFFFFFFFFFFFFF0): `filetype` takes it for MP4, and a reader that trusts box sizes seeks past any
+    file. Written to `path` when given."""
+    ftyp = struct.pack(">I4s", 24, b"ftyp") + b"isom" + b"\x00\x00\x02\x00" + b"isomiso2"
+    data = ftyp + struct.pack(">I4sQ", 1, b"free", 0xFFFFFFFFFFFFFFF0) + bytes(4096)
+    if path is not None:
+        path.write_bytes(data)
+    return data

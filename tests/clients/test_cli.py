@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from sample_media import audio_seconds
+from sample_media import audio_seconds, box_claiming_two_to_the_64
 from tests.clients.conftest import MAX_UPLOAD_MB
 from tests.clients.terminal import run_in_terminal
 from tests.servers import ROOT, free_port
@@ -170,3 +170,19 @@ def test_help_everywhere(home, command):
     result = mp3c("http://127.0.0.1:1", home, *command, "--help")
     assert result.returncode == 0
     assert result.stdout.startswith(f"Usage: mp3c {' '.join(command)}".rstrip())
+
+
+def test_a_crafted_mp4_ends_failed_with_a_reason_instead_of_waiting_for_ever(gateway_url, logged_in, tmp_path):
+    """A box claiming a size near 2**64 once made the converter raise at every try: the message went to
+    the dead-letter queue and the job stayed converting, so mp3c waited without end."""
+    crafted = tmp_path / "crafted.mp4"
+    box_claiming_two_to_the_64(crafted)
+
+    result = subprocess.run([MP3C, "convert", str(crafted), "-o", str(tmp_path / "out")], capture_output=True,
+                            text=True, timeout=120, env=environ(gateway_url, logged_in))
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "failed" in (result.stdout + result.stderr).lower()
+    listed = mp3c(gateway_url, logged_in, "jobs")
+    row = next(line.split("\t") for line in listed.stdout.splitlines() if "crafted.mp4" in line)
+    assert row[2] == "failed"

@@ -3,6 +3,10 @@ upload after MAX_ACTIVE_JOBS_PER_USER jobs in flight is answered 429 with Retry-
 body is read, and the client sees that answer (not a broken connection) even while it is still
 sending a large file. Deleting a job frees its place."""
 
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
 import pytest
 
 from runlocal.throwaway import running_stack
@@ -42,3 +46,59 @@ def test_the_upload_past_the_limit_is_429_before_its_body_and_a_deleted_job_free
     assert gateway.delete(queued[0].json()["job_id"]).status_code == 204
     assert gateway.upload(large).status_code == 202
     assert gateway.upload(samples["faststart.mp4"]).status_code == 429
+
+
+PARALLEL = 12
+UPLOAD_BYTES = 16 * 1024 * 1024
+FIRST_BYTES = 1024 * 1024
+
+
+def start_upload(url: str, token: str, video: bytes) -> tuple[socket.socket, bytes]:
+    """An upload of UPLOAD_BYTES sent by hand: its head and the first FIRST_BYTES of its body only; the
+    socket, and the rest of the body."""
+    boundary = b"parallel-upload"
+    head = (b"--" + boundary + b'\r\nContent-Disposition: form-data; name="file"; filename="clip.mp4"\r\n'
+            b"Content-Type: video/mp4\r\n\r\n")
+    tail = b"\r\n--" + boundary + b"--\r\n"
+    body = head + video + bytes(UPLOAD_BYTES - len(video)) + tail
+    address = urlsplit(url)
+    sock = socket.create_connection((address.hostname, address.port), timeout=30)
+    sock.sendall(b"POST /upload HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer " + token.encode()
+                 + b"\r\nContent-Type: multipart/form-data; boundary=" + boundary
+                 + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+    sock.sendall(body[:FIRST_BYTES])
+    return sock, body[FIRST_BYTES:]
+
+
+def answer_within(sock: socket.socket, seconds: float) -> int | None:
+    """The status the gateway answered with, or None when it answers nothing within `seconds`."""
+    sock.settimeout(seconds)
+    try:
+        status_line = sock.recv(64)
+    except TimeoutError:
+        return None
+    return int(status_line.split()[1])
+
+
+def test_parallel_uploads_past_the_limit_are_429_before_their_bodies(gateway, samples):
+    """The limit bounds uploads in progress too, not only the jobs stored: of one user's 12 uploads at
+    once, at most MAX_ACTIVE_JOBS_PER_USER are read; the rest are refused having sent 1 MiB of 16."""
+    for job in gateway.jobs().json()["jobs"]:  # the stack's storage outlives a test: start with every place free
+        assert gateway.delete(job["job_id"]).status_code == 204
+    video = samples["faststart.mp4"].read_bytes()
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        uploads = list(pool.map(lambda _: start_upload(gateway.base, gateway.token, video), range(PARALLEL)))
+        early = list(pool.map(lambda upload: answer_within(upload[0], 10), uploads))
+    try:
+        reading = [upload for upload, status in zip(uploads, early, strict=True) if status is None]
+        # Never more than LIMIT. Fewer, even none, when all twelve keep counting each other (docs/jobs.md).
+        assert len(reading) <= LIMIT, early
+        assert early.count(429) == PARALLEL - len(reading)
+        for sock, rest in reading:
+            sock.settimeout(60)
+            sock.sendall(rest)
+        assert [answer_within(sock, 60) for sock, _rest in reading] == [202] * len(reading)
+    finally:
+        for sock, _rest in uploads:
+            sock.close()
+    assert len(gateway.jobs().json()["jobs"]) == len(reading)

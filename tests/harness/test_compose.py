@@ -27,8 +27,9 @@ FIXED_IN_CONTAINERS = {
     "AUTH_SVC_ADDRESS": "http://auth:5000",
     "OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318",
     "METRICS_PORT": "9464",
-    # The proxies in front of the gateway there (the engine's port forwarding, an Ingress controller).
-    "TRUSTED_PROXIES": "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16",
+    # No proxy in front of the gateway (the engine's port forwarding writes no X-Forwarded-For): a
+    # client's own X-Forwarded-For must never earn it another login allowance.
+    "TRUSTED_PROXIES": "",
 }
 # Each service logs in to MongoDB and RabbitMQ as its own user ({SERVICE} is GATEWAY, CONVERTER...).
 BUILT_FROM_CREDENTIALS = {

@@ -81,6 +81,28 @@ def test_delete_user_revokes_the_token_and_a_new_account_with_the_address_starts
     assert frank.jobs().status_code == 401  # the old token does not come back with the address
 
 
+def test_an_upload_with_a_deleted_users_cached_token_is_never_the_next_accounts_with_the_address(
+        stack, stack_env, samples):
+    """Within TOKEN_CACHE_SECONDS of the deletion the gateway still takes the old token: its upload
+    belongs to the deleted account, not to whoever gets the address next."""
+    mallory = logged_in(stack, stack_env, "mallory@example.com", "mallory-password-1")
+    assert mallory.jobs().status_code == 200  # the token is now taken on trust for TOKEN_CACHE_SECONDS
+    with environment(stack_env):
+        assert delete_user.main(["mallory@example.com"], connect=mongo.connect) == 0
+    late = mallory.upload(samples["faststart.mp4"])
+    assert late.status_code == 202, "the cache still vouches for the token (else this test proves nothing)"
+
+    again = logged_in(stack, stack_env, "mallory@example.com", "mallory-password-1")
+
+    assert again.all_jobs() == []
+    assert again.job(late.json()["job_id"]).status_code == 404
+    assert again.delete(late.json()["job_id"]).status_code == 404
+    # delete-user run again takes what the old account stored, and leaves the new one alone
+    with environment(stack_env):
+        assert delete_user.main(["mallory@example.com"], connect=mongo.connect) == 0
+    assert stored(stack_env, {**late.json(), "job_id": late.json()["job_id"]})["job"] == 0
+
+
 def test_delete_user_of_nobody_says_so(stack_env):
     with environment(stack_env), pytest.raises(SystemExit, match=r"No user nobody@example\.com"):
         delete_user.main(["nobody@example.com"], connect=mongo.connect)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pika
 import pytest
 import requests
+from pika.exceptions import ChannelClosedByBroker
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.broker import connection_parameters, dead_letter_queue
@@ -140,3 +141,37 @@ def test_under_gunicorn_the_workers_numbers_add_up(gunicorn_gateway, samples):
         assert value(samples_now, "mp3converter_uploads_total") == uploads
         size = samples["faststart.mp4"].stat().st_size
         assert value(samples_now, "mp3converter_upload_bytes_total") == uploads * size
+
+
+def test_a_scrape_never_disturbs_publishing(stack_env):
+    """The depths are read on a connection of their own: a queue that does not exist (its passive
+    declare closes the channel it is asked on) or a scrape while uploads publish leaves the publishing
+    connection as it was, and a scrape never waits for a publish."""
+    import threading
+
+    from common.broker import Publisher
+
+    video_queue = f"{stack_env['VIDEO_QUEUE']}-probed"  # nobody consumes it
+    publisher = Publisher(stack_env["RABBITMQ_URL"], (video_queue,))
+    try:
+        publisher.publish(video_queue, {"job_id": "before the scrape"})
+        publishing = publisher._connection
+
+        with pytest.raises(ChannelClosedByBroker):  # 404
+            publisher.queue_counts(f"{video_queue}.no-such-queue")
+        assert publisher.queue_counts(video_queue)[0] >= 1
+
+        assert publisher._connection is publishing and publishing.is_open
+        publisher.publish(video_queue, {"job_id": "after the scrape"})
+        assert publisher._connection is publishing
+
+        scraped = threading.Event()
+        with publisher._lock:  # a publish in progress
+            threading.Thread(target=lambda: (publisher.queue_counts(video_queue), scraped.set()), daemon=True).start()
+            assert scraped.wait(10), "the scrape waited for the publish"
+    finally:
+        publisher.close()
+        channel = pika.BlockingConnection(connection_parameters(stack_env["RABBITMQ_URL"])).channel()
+        for queue in (video_queue, dead_letter_queue(video_queue)):
+            channel.queue_delete(queue)
+        channel.connection.close()

@@ -15,6 +15,8 @@ from gateway.auth_client import AuthUnavailable
 from tests.unit.contract import ContractClient
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
+ALICE_ID, BOB_ID = 1, 2  # the accounts' ids: what owns their jobs
+ACCOUNTS_MADE_AT = 1_700_000_000  # when both accounts were made (seconds since the epoch)
 ALICE_TOKEN, BOB_TOKEN = "token-alice", "token-bob"
 VIDEO_QUEUE, MP3_QUEUE = "video-unit", "mp3-unit"
 
@@ -43,9 +45,12 @@ class FakeAuth:
 
     def validate(self, token: str) -> dict | None:
         self._reachable()
-        owner = {ALICE_TOKEN: ALICE, BOB_TOKEN: BOB}.get(token)
+        account = {ALICE_TOKEN: (ALICE, ALICE_ID), BOB_TOKEN: (BOB, BOB_ID)}.get(token)
+        if account is None:
+            return None
         now = int(time.time())
-        return {"sub": owner, "admin": False, "iat": now, "exp": now + 600} if owner else None
+        return {"sub": account[0], "uid": account[1], "admin": False, "iat": now, "exp": now + 600,
+                "account_created_at": ACCOUNTS_MADE_AT}
 
     def login(self, authorization: str) -> requests.Response:
         self._reachable()

@@ -31,7 +31,7 @@ def stored_counts(db) -> dict[str, int]:
             ("jobs", "videos.files", "videos.chunks", "mp3s.files", "mp3s.chunks")}
 
 
-def job_with_files(db, age: timedelta, status: str = "done", owner: str = OWNER) -> dict:
+def job_with_files(db, age: timedelta, status: str = "done", owner: int | str = OWNER) -> dict:
     """A job last changed `age` before NOW, with a stored video and (when done) an MP3."""
     jobs = Jobs(db)
     # Two chunks: one full, one of a byte.
@@ -193,18 +193,41 @@ def test_files_no_job_owns_go_an_hour_after_they_were_stored(memory_db):
 
 
 def test_deleting_an_account_takes_all_its_jobs_and_files_and_leaves_others_alone(memory_db):
-    # What scripts/delete-user does after removing the account (auth.delete_user).
-    mine = [job_with_files(memory_db, timedelta(hours=1)), job_with_files(memory_db, timedelta(days=1), "failed"),
-            job_with_files(memory_db, timedelta(minutes=1), "converting")]
-    Jobs(memory_db).hide(mine[1]["_id"])  # a deletion a crash interrupted: finished too
-    theirs = job_with_files(memory_db, timedelta(hours=1), owner="bob@example.com")
+    # What scripts/delete-user does after removing the account (auth.delete_user): account 7 has the
+    # address; account 3 had it before, and its token uploaded once more after its deletion; one job is
+    # from before jobs were keyed by account id.
+    jobs = Jobs(memory_db)
+    mine = [job_with_files(memory_db, timedelta(hours=1), owner=7),
+            job_with_files(memory_db, timedelta(days=1), "failed", owner=7),
+            job_with_files(memory_db, timedelta(minutes=1), "converting", owner=7),
+            job_with_files(memory_db, timedelta(days=2), owner=3), job_with_files(memory_db, timedelta(days=3))]
+    for job in mine[:4]:
+        memory_db["jobs"].update_one({"_id": job["_id"]}, {"$set": {"email": OWNER}})
+    jobs.hide(mine[1]["_id"])  # a deletion a crash interrupted: finished too
+    theirs = job_with_files(memory_db, timedelta(hours=1), owner=8)
+    memory_db["jobs"].update_one({"_id": theirs["_id"]}, {"$set": {"email": "bob@example.com"}})
     only_theirs = {"jobs": 1, "videos.files": 1, "videos.chunks": 2, "mp3s.files": 1, "mp3s.chunks": 2}
 
-    assert JobDeletion(memory_db).delete_all_owned(OWNER) == 3
+    assert JobDeletion(memory_db).delete_account(7, OWNER) == 5
     assert stored_counts(memory_db) == only_theirs
-    assert Jobs(memory_db).list_owned(OWNER, 100) == []
+    assert jobs.list_owned(7, 100) == [] and jobs.list_owned(OWNER, 100) == []
     assert visible(memory_db, theirs)
-    assert JobDeletion(memory_db).delete_all_owned(OWNER) == 0  # again: nothing left, nothing breaks
+    assert JobDeletion(memory_db).delete_account(None, OWNER) == 0  # again: nothing left, nothing breaks
+
+
+def test_jobs_recorded_under_an_address_go_to_its_account_only_from_when_it_was_made(memory_db):
+    jobs = Jobs(memory_db)
+    predecessors = job_with_files(memory_db, timedelta(days=2))  # keyed by the address, before account 7
+    accounts = job_with_files(memory_db, timedelta(hours=1))
+    for job, age in ((predecessors, timedelta(days=2)), (accounts, timedelta(hours=1))):
+        memory_db["jobs"].update_one({"_id": job["_id"]}, {"$set": {"created_at": NOW - age}})
+    made = NOW - timedelta(days=1)
+
+    assert jobs.adopt(OWNER, 7, made) == 1
+    assert [job["_id"] for job in jobs.list_owned(7, 100)] == [accounts["_id"]]
+    assert jobs.get(accounts["_id"])["email"] == OWNER
+    assert jobs.adopt(OWNER, 7, made) == 0  # idempotent
+    assert jobs.get(predecessors["_id"])["owner"] == OWNER  # never the new account's
 
 
 def object_id_at(moment: datetime) -> ObjectId:

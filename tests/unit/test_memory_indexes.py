@@ -63,12 +63,12 @@ def test_storing_a_file_does_not_scan_the_chunks_already_stored(monkeypatch):
     storage.ensure_indexes(db)
     videos = storage.bucket(db, storage.VIDEOS)
     eight_chunks = [b"\x00" * (8 * storage.CHUNK_BYTES[storage.VIDEOS])]
-    videos.upload_from_chunks("first.mp4", eight_chunks, metadata={})
+    videos.upload_from_chunks(storage.new_id(), "first.mp4", eight_chunks, metadata={})
     scans = []
     original = mongomock.collection.Collection._iter_documents
     monkeypatch.setattr(mongomock.collection.Collection, "_iter_documents",
                         lambda self, *args, **kwargs: scans.append(self.name) or original(self, *args, **kwargs))
-    videos.upload_from_chunks("second.mp4", eight_chunks, metadata={})
+    videos.upload_from_chunks(storage.new_id(), "second.mp4", eight_chunks, metadata={})
     assert scans.count("videos.chunks") == 0
 
 

@@ -42,9 +42,9 @@ def smtp_server():
     controller.stop()
 
 
-def done_job(db, owner="alice@example.com"):
+def done_job(db, owner=1, address="alice@example.com"):
     jobs = Jobs(db)
-    job = jobs.create(owner, "clip.mp4", storage.object_id("6b0a7a79263e08cfdd383f3c"))
+    job = jobs.create(owner, "clip.mp4", storage.object_id("6b0a7a79263e08cfdd383f3c"), email=address)
     mp3_fid = storage.bucket(db, storage.MP3S).upload_from_stream("clip.mp3", b"mp3")
     jobs.start_attempt(job["_id"])
     jobs.finish(job["_id"], mp3_fid)
@@ -67,7 +67,7 @@ def test_a_finished_job_gets_one_structured_log_line_with_its_download_url(memor
     assert outcome.action is Action.ACK
     [record] = [r for r in caplog.records if r.getMessage() == "mp3 ready"]
     assert record.job_id == str(job["_id"])
-    assert record.owner == "alice@example.com"
+    assert (record.owner, record.email) == (1, "alice@example.com")
     assert record.mp3_fid == str(job["mp3_fid"])
     assert record.download_url == f"http://converter.test:8080/download?fid={job['mp3_fid']}"
     assert Jobs(memory_db).get(job["_id"])["notified_at"] is not None
@@ -87,11 +87,13 @@ def test_a_redelivered_message_does_not_notify_twice(memory_db, caplog, smtp_ser
     assert len(inbox.messages) == 1
 
 
-def test_an_email_goes_to_the_owner_when_smtp_is_configured(memory_db, smtp_server):
+@pytest.mark.parametrize(("owner", "address"), [(2, "bob@example.com"), ("bob@example.com", None)],
+                         ids=["keyed-by-account-id", "from-before-account-ids"])
+def test_an_email_goes_to_the_owner_when_smtp_is_configured(memory_db, smtp_server, owner, address):
     controller, inbox = smtp_server
     settings = load(NotificationSettings, **BASE, smtp_host="127.0.0.1", smtp_port=controller.port,
                     smtp_from="converter@example.com")
-    job = done_job(memory_db, owner="bob@example.com")
+    job = done_job(memory_db, owner=owner, address=address)
 
     outcome_of(Notifier(settings, memory_db), message(job), threading.Event())
 
@@ -122,7 +124,7 @@ def test_smtp_down_releases_the_claim_logs_and_hands_the_message_back_once(memor
 
 
 def with_filename(db, filename: str) -> dict:
-    job = done_job(db, owner="carol@example.com")
+    job = done_job(db, owner=3, address="carol@example.com")
     db["jobs"].update_one({"_id": job["_id"]}, {"$set": {"filename": filename}})
     return Jobs(db).get(job["_id"])
 

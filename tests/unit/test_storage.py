@@ -1,5 +1,7 @@
 """GridFS as the services use it (common.storage): whole uploads or nothing, in bounded memory."""
 
+import itertools
+
 import pytest
 
 from common import storage
@@ -20,7 +22,7 @@ def test_an_upload_is_written_as_it_comes_not_collected_first(memory_db, monkeyp
 
     monkeypatch.setattr(type(chunks), "insert_many", spy)
     pieces = (b"\x01" * (256 * 1024) for _ in range(4 * 60))  # 60 MiB in the decoder's 256 KiB pieces
-    storage.bucket(memory_db, storage.VIDEOS).upload_from_chunks("clip.mp4", pieces, metadata={})
+    storage.bucket(memory_db, storage.VIDEOS).upload_from_chunks(storage.new_id(), "clip.mp4", pieces, metadata={})
 
     assert sum(written) == 60 * MIB
     assert max(written) <= storage.UPLOAD_BATCH_BYTES
@@ -31,7 +33,23 @@ def test_an_upload_is_written_as_it_comes_not_collected_first(memory_db, monkeyp
 def test_pieces_of_any_size_are_stored_byte_for_byte(memory_db, sizes):
     pieces = [bytes([n % 251]) * size for n, size in enumerate(sizes)]
     videos = storage.bucket(memory_db, storage.VIDEOS)
-    fid = videos.upload_from_chunks("clip.mp4", iter(pieces), metadata={"owner": "a"})
+    fid = videos.upload_from_chunks(storage.new_id(), "clip.mp4", iter(pieces), metadata={"owner": "a"})
     stored = videos.open_download_stream(fid)
     assert stored.read() == b"".join(pieces)
     assert stored.chunk_size == storage.CHUNK_BYTES[storage.VIDEOS]
+
+
+def test_ids_of_jobs_and_files_tell_nothing_of_how_many_others_were_made_between(memory_db, samples):
+    """An ObjectId ends in a counter of the process that made it: two of one's own ids would tell how many
+    jobs (or files) others made in between. Job ids, videos and MP3s are random instead."""
+    from bson import ObjectId
+
+    from common.jobs import Jobs
+
+    jobs = Jobs(memory_db)
+    made = [jobs.create(1, "clip.mp4", ObjectId())["_id"] for _ in range(50)]
+    counters = [int.from_bytes(oid.binary[-3:], "big") for oid in made]
+    machines = {oid.binary[4:9] for oid in made}
+
+    assert len({b - a for a, b in itertools.pairwise(counters)}) > 40  # no counter steps through them
+    assert len(machines) > 40

@@ -91,13 +91,15 @@ def create_app(settings: AuthSettings, store: UserStore, tracer_provider: Tracer
     @app.post("/validate")
     def validate():
         """A token is valid while its signature, claims and expiry are, and its user still exists
-        with the id and token version it names (a deletion or a password change revokes it)."""
+        with the id and token version it names (a deletion or a password change revokes it). The
+        answer is the claims, and when the account was made (`account_created_at`, seconds since the
+        epoch): the gateway hands an account the jobs recorded under its address since then only."""
         token = bearer_token()
         claims = tokens.decode(token, secret) if token else None
         user = store.get(claims["sub"]) if claims else None
         if user is None or (user.id, user.token_version) != (claims["uid"], claims["ver"]):
             return error_response(401, "invalid_token", "Log in again: the token is missing, invalid or expired.")
-        return jsonify(claims)
+        return jsonify({**claims, "account_created_at": user.created})
 
     @app.get("/healthz")
     def healthz():

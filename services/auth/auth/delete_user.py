@@ -7,9 +7,11 @@ scripts/delete-user runs this from source; in a container (with the MongoDB the 
 
 The account goes first, so that no new login or token validation succeeds (a token the gateway
 took on trust a moment ago works for at most TOKEN_CACHE_SECONDS more); then the jobs, each in
-common.removal's crash-safe order. An account later made with the same address starts empty, and no
-token of the deleted one works for it (tokens name the account's id). Running it again finishes
-what a failure left: the jobs are deleted even when the account is already gone.
+common.removal's crash-safe order. Jobs belong to the account's id, so an account later made with the
+same address starts empty, even of an upload that the old token made in those seconds, and no token of
+the deleted one works for it (tokens name the account's id). Running it again finishes what a failure
+left, and takes such late uploads too: every job recorded under the address goes, whichever account of
+that address made it.
 """
 
 import argparse
@@ -47,8 +49,10 @@ def main(argv=None, prog="python -m auth.delete_user", connect=storage.connect) 
     except emails.InvalidEmail:
         email = args.email  # an account stored before addresses were checked: deleted as it is spelled
     db = jobs_database(load(MongoSettings), connect)
-    account_deleted = user_store(load(MySQLSettings)).delete(email)
-    jobs_deleted = JobDeletion(db).delete_all_owned(email)
+    users = user_store(load(MySQLSettings))
+    account = users.get(email)
+    account_deleted = users.delete(email)
+    jobs_deleted = JobDeletion(db).delete_account(account.id if account else None, email)
     if not account_deleted and not jobs_deleted:
         raise SystemExit(f"No user {email} and no jobs of theirs.")
     print(f"Deleted {'user ' + email if account_deleted else 'no user (already gone)'} "

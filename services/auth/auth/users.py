@@ -49,6 +49,15 @@ class User:
     password_hash: str
     is_admin: bool
     token_version: int
+    created: int = 0  # when the account was made, in seconds since the epoch
+
+
+def _epoch_seconds(dialect: str, column):
+    """A time column as seconds since the epoch, worked out by the database: MySQL keeps a TIMESTAMP
+    in UTC but hands it back in the session's time zone; SQLite's CURRENT_TIMESTAMP is UTC text."""
+    if dialect == "sqlite":
+        return sa.cast(sa.func.strftime("%s", column), sa.Integer)
+    return sa.func.unix_timestamp(column)
 
 
 def _utcnow() -> datetime:
@@ -63,11 +72,15 @@ class UserStore:
     def get(self, email: str) -> User | None:
         columns = users.c
         with self._engine.connect() as db:
+            created = _epoch_seconds(db.dialect.name, columns.created_at).label("created")
             row = db.execute(
-                sa.select(columns.id, columns.email, columns.password_hash, columns.is_admin, columns.token_version)
+                sa.select(columns.id, columns.email, columns.password_hash, columns.is_admin, columns.token_version,
+                          created)
                 .where(columns.email == email)
             ).first()
-        return User(row.id, row.email, row.password_hash, bool(row.is_admin), row.token_version) if row else None
+        if row is None:
+            return None
+        return User(row.id, row.email, row.password_hash, bool(row.is_admin), row.token_version, int(row.created))
 
     def add(self, email: str, password_hash: str, is_admin: bool = False) -> None:
         try:

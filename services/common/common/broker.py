@@ -18,7 +18,7 @@ import threading
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
-from pika.exceptions import AMQPError
+from pika.exceptions import AMQPError, ChannelClosedByBroker
 
 from common import queue_migration, telemetry
 
@@ -92,7 +92,8 @@ class PublishError(Exception):
 
 
 class Publisher:
-    """A thread-safe publisher for request handlers: one lazy connection, rebuilt when it breaks."""
+    """A thread-safe publisher for request handlers: one lazy connection, rebuilt when it breaks. The
+    depths it reports (for /metrics and /readyz) are read on a connection of their own (QueueProbe)."""
 
     def __init__(self, url: str, queues, prioritised=()):
         self._url = url
@@ -101,6 +102,7 @@ class Publisher:
         self._lock = threading.Lock()
         self._connection = None
         self._channel = None
+        self._probe = QueueProbe(url)
 
     def publish(self, queue: str, message: dict, priority: int | None = None) -> None:
         with self._lock:
@@ -118,14 +120,8 @@ class Publisher:
         return self.queue_counts(queue)[1]
 
     def queue_counts(self, queue: str) -> tuple[int, int]:
-        """(messages ready, consumers attached) of an existing queue, from a passive declare."""
-        with self._lock:
-            try:
-                method = self._open_channel().queue_declare(queue, passive=True).method
-            except AMQPError:
-                self._close()
-                raise
-            return method.message_count, method.consumer_count
+        """(messages ready, consumers attached) of an existing queue."""
+        return self._probe.counts(queue)
 
     def ping(self) -> None:
         with self._lock:
@@ -138,6 +134,7 @@ class Publisher:
     def close(self) -> None:
         with self._lock:
             self._close()
+        self._probe.close()
 
     def _open_channel(self) -> BlockingChannel:
         if self._channel is None or not self._channel.is_open:
@@ -157,3 +154,48 @@ class Publisher:
                 connection.close()
 
 
+class QueueProbe:
+    """How full queues are, from passive declares (no management API), on a lazy connection of its own:
+    a scrape never waits for a publish, and the channel that a missing queue closes (404) is never the
+    one uploads publish on."""
+
+    def __init__(self, url: str):
+        self._url = url
+        self._lock = threading.Lock()
+        self._connection = None
+        self._channel = None
+
+    def counts(self, queue: str) -> tuple[int, int]:
+        """(messages ready, consumers attached); ChannelClosedByBroker when there is no such queue."""
+        with self._lock:
+            # A connection idle for long may have been dropped by the broker: one more try on a new one.
+            for fresh in (self._channel is None, True):
+                try:
+                    method = self._open_channel().queue_declare(queue, passive=True).method
+                    return method.message_count, method.consumer_count
+                except ChannelClosedByBroker:
+                    self._channel = None  # that queue's answer; the connection stays
+                    raise
+                except AMQPError:
+                    self.close_unlocked()
+                    if fresh:
+                        raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._lock:
+            self.close_unlocked()
+
+    def close_unlocked(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and connection.is_open:
+            with contextlib.suppress(AMQPError):
+                connection.close()
+
+    def _open_channel(self) -> BlockingChannel:
+        if self._connection is None or not self._connection.is_open:
+            self.close_unlocked()
+            self._connection = pika.BlockingConnection(connection_parameters(self._url))
+        if self._channel is None or not self._channel.is_open:
+            self._channel = self._connection.channel()
+        return self._channel

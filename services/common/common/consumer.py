@@ -177,7 +177,15 @@ class Consumer:
 
 
 def outcome_of(handler: Handler, delivery: Delivery, cancel: threading.Event, queue: str = "") -> Outcome:
-    """What to do with a delivery: the handler's answer, with rejections and failures mapped."""
+    """What to do with a delivery: the handler's answer, with rejections and failures mapped. A message
+    that goes to the dead-letter queue takes its job to a final state first (JobHandler.give_up)."""
+    outcome = _answer(handler, delivery, cancel, queue)
+    if outcome.action is Action.REJECT:
+        outcome = _give_up(handler, delivery, outcome, queue)
+    return outcome
+
+
+def _answer(handler: Handler, delivery: Delivery, cancel: threading.Event, queue: str) -> Outcome:
     try:
         return handler(delivery, cancel)
     except Reject as error:
@@ -191,8 +199,24 @@ def outcome_of(handler: Handler, delivery: Delivery, cancel: threading.Event, qu
         # A bug or an unforeseen failure: one more try, then the dead-letter queue, never a loop.
         log.exception("handler failed", extra={"queue": queue})
         if delivery.redelivered:
-            return Outcome.reject(f"failed twice: {error!r}")
+            return Outcome.reject(f"Failed twice with an unexpected error ({type(error).__name__}).")
         return Outcome.requeue(repr(error))
+
+
+def _give_up(handler: Handler, delivery: Delivery, rejected: Outcome, queue: str) -> Outcome:
+    give_up = getattr(handler, "give_up", None)
+    if give_up is None:
+        return rejected
+    try:
+        give_up(delivery, rejected.reason)
+    except ConnectionFailure as error:
+        # The job cannot be failed now: keep the message until storage is back, rather than leave a
+        # dead-lettered message whose job waits for ever.
+        log.warning("storage unavailable; handing the message back", extra={"queue": queue, "error": repr(error)})
+        return Outcome.requeue(f"storage unavailable: {error!r}")
+    except Exception:
+        log.exception("the job of a dead-lettered message could not be failed", extra={"queue": queue})
+    return rejected
 
 
 def consumer(settings, queue: str, handler: Handler, publishes_to=(), tracer_provider=None) -> Consumer:

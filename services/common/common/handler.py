@@ -3,6 +3,10 @@ asks it to give up early) and what it answers (an Outcome: ack with the next ste
 into the dead-letter queue, or hand back; and any tidying up that can wait until it is settled).
 common.consumer carries out the Outcome; the services' handlers (converter.handler,
 notification.handler) only decide it.
+
+A handler whose messages are about jobs also has `give_up(delivery, reason)`: common.consumer calls it
+whenever the message is about to be dead-lettered, whatever the cause (the handler's own rejection, or an
+exception on the last attempt), so that the job it is about never stays queued or converting.
 """
 
 import json
@@ -10,6 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Protocol
 
 
 class Action(Enum):
@@ -55,6 +60,7 @@ def decode(body: bytes) -> dict:
         raise Reject("malformed message: no job_id")
     return message
 
+
 @dataclass(frozen=True)
 class Delivery:
     body: bytes
@@ -64,3 +70,11 @@ class Delivery:
 # A handler gets the delivery and an event that is set when it should give up early
 # (shutdown, or the connection that delivered the message is gone).
 Handler = Callable[[Delivery, threading.Event], Outcome]
+
+
+class JobHandler(Protocol):
+    def __call__(self, delivery: Delivery, cancel: threading.Event) -> Outcome: ...
+
+    def give_up(self, delivery: Delivery, reason: str) -> None:
+        """The message goes to the dead-letter queue: leave its job final, with `reason` for its owner.
+        Idempotent (the handler may have settled the job itself); raises only when storage is away."""

@@ -1,7 +1,15 @@
 """The jobs collection: one document per upload, updated by each service as the job moves on.
 
+A job's `owner` is its account's id (auth's users.id, the token's `uid`), never its address: an address
+can be given to a new account, an id never is. The address is kept beside it (`email`), for the mail.
+Jobs recorded before this carry the address as their owner (gateway.legacy_jobs hands them over).
+
 Every transition is a single conditional update, so that redelivered messages and concurrent
 workers can never move a job backwards or finish it twice.
+
+An upload holds a place from before its body is read: a job in state `uploading` that nobody sees
+(every query for its owner leaves it out) and that counts towards the owner's limit while the upload
+keeps it fresh (`touch`); one whose process died stops counting after STALE_UPLOAD_SECONDS.
 
 A deleted job is first hidden (`deleted_at` set), then its files go, then its document
 (common.removal). Every query here but `hidden` sees only jobs that are not hidden, so from the
@@ -9,7 +17,7 @@ moment of deletion no owner, download or conversion step finds the job any more.
 """
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from bson import ObjectId
@@ -18,10 +26,11 @@ from pymongo.database import Database
 
 from common import metrics
 from common.handler import Reject, decode
-from common.storage import object_id
+from common.storage import new_id, object_id
 
 
 class Status(StrEnum):
+    UPLOADING = "uploading"  # its body is arriving: no one sees it yet
     QUEUED = "queued"
     CONVERTING = "converting"
     DONE = "done"
@@ -31,6 +40,13 @@ class Status(StrEnum):
 FINAL = (Status.DONE, Status.FAILED)
 # Jobs that are not being deleted. (`None` also matches documents from before the field existed.)
 ALIVE = {"deleted_at": None}
+# What an owner sees: jobs that are neither being deleted nor still being uploaded.
+VISIBLE = {**ALIVE, "status": {"$ne": Status.UPLOADING.value}}
+# An upload touches its job at least this often while its body arrives (a stalled body is cut after
+# 30 s, common.http_worker)...
+TOUCH_SECONDS = 10
+# ...so an `uploading` job untouched for this long was left by a process that died.
+STALE_UPLOAD_SECONDS = 120
 
 
 # What deleting a job needs to know of it.
@@ -82,15 +98,18 @@ class Jobs:
         self._jobs.create_index("updated_at")
         self._jobs.create_index("deleted_at", sparse=True)
 
-    def create(self, owner: str, filename: str, video_fid: ObjectId, priority: int | None = None) -> dict:
-        """A queued job; `priority` is its message's on the video queue (gateway.fairness)."""
+    def create(self, owner: int, filename: str, video_fid: ObjectId, email: str | None = None,
+               status: Status = Status.QUEUED, priority: int | None = None) -> dict:
+        """A job (queued unless told otherwise); `priority` is its message's on the video queue
+        (gateway.fairness)."""
         now = _now()
         job = {
             "owner": owner,
+            "email": email,
             "filename": filename,
             "video_fid": video_fid,
             "mp3_fid": None,
-            "status": Status.QUEUED.value,
+            "status": status.value,
             "progress": 0,
             "error": None,
             "attempts": 0,
@@ -100,15 +119,38 @@ class Jobs:
             "created_at": now,
             "updated_at": now,
         }
-        job["_id"] = self._jobs.insert_one(job).inserted_id
+        job["_id"] = self._jobs.insert_one({"_id": new_id(), **job}).inserted_id
         return job
 
-    def count_active(self, owner: str) -> int:
-        """How many of the owner's jobs are queued or converting."""
-        return self._jobs.count_documents(
-            {"owner": owner, "status": {"$in": [Status.QUEUED.value, Status.CONVERTING.value]}, **ALIVE})
+    def reserve(self, owner: int, email: str | None, video_fid: ObjectId) -> dict:
+        """A place for an upload whose body is about to be read: a job `uploading` into `video_fid`."""
+        return self.create(owner, "", video_fid, email=email, status=Status.UPLOADING)
 
-    def backlog(self, owner: str) -> tuple[int, int | None]:
+    def touch(self, job_id) -> None:
+        """An upload in progress keeps its place."""
+        self._jobs.update_one({"_id": object_id(job_id), "status": Status.UPLOADING.value},
+                              {"$set": {"updated_at": _now()}})
+
+    def queue(self, job_id, filename: str, priority: int) -> dict | None:
+        """The upload is stored: the job is queued with its message's priority, and shown from now on
+        (as made now, so that a walk through the pages of GET /jobs never misses it). None when it is
+        no longer there."""
+        now = _now()
+        return self._jobs.find_one_and_update(
+            {"_id": object_id(job_id), "status": Status.UPLOADING.value, **ALIVE},
+            {"$set": {"status": Status.QUEUED.value, "filename": filename, "priority": priority,
+                      "created_at": now, "updated_at": now}},
+            return_document=ReturnDocument.AFTER)
+
+    def count_active(self, owner: int) -> int:
+        """How many of the owner's jobs are queued or converting, or uploading now."""
+        fresh = _now() - timedelta(seconds=STALE_UPLOAD_SECONDS)
+        return self._jobs.count_documents({"owner": owner, **ALIVE, "$or": [
+            {"status": {"$in": [Status.QUEUED.value, Status.CONVERTING.value]}},
+            {"status": Status.UPLOADING.value, "updated_at": {"$gte": fresh}},
+        ]})
+
+    def backlog(self, owner: int) -> tuple[int, int | None]:
         """How many of the owner's jobs are queued or converting, and the lowest queue priority among
         those queued (None when none is queued with one)."""
         active = self._jobs.count_documents(
@@ -136,35 +178,44 @@ class Jobs:
             raise JobGone(job_id)
         return job
 
-    def get_owned(self, job_id, owner: str) -> dict | None:
+    def get_owned(self, job_id, owner: int) -> dict | None:
         oid = object_id(job_id)
-        return self._jobs.find_one({"_id": oid, "owner": owner, **ALIVE}) if oid else None
+        return self._jobs.find_one({"_id": oid, "owner": owner, **VISIBLE}) if oid else None
 
-    def list_owned(self, owner: str, limit: int, after: tuple[datetime, ObjectId] | None = None) -> list[dict]:
+    def list_owned(self, owner: int, limit: int, after: tuple[datetime, ObjectId] | None = None) -> list[dict]:
         """Up to `limit` of the owner's jobs, newest first: (created_at, _id) descending, starting
         after the job whose key is `after`. Jobs created meanwhile sort before it, so a walk through
         the pages neither repeats nor skips one."""
-        query = {"owner": owner, **ALIVE}
+        query = {"owner": owner, **VISIBLE}
         if after is not None:
             created_at, oid = after
             query["$or"] = [{"created_at": {"$lt": created_at}}, {"created_at": created_at, "_id": {"$lt": oid}}]
         cursor = self._jobs.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
         return list(cursor.limit(limit))
 
-    def ids_owned_by(self, owner: str) -> list:
-        """The ids of every job of the owner, hidden ones included."""
-        return [job["_id"] for job in self._jobs.find({"owner": owner}, {"_id": 1})]
+    def ids_of_account(self, account_id: int | None, email: str) -> list:
+        """The ids of every job, hidden ones included, of the account with this id, and of any account
+        that had this address: recorded under the address (before jobs were keyed by id), or under an
+        earlier account's id (a token taken on trust for a moment after that account was deleted)."""
+        query = [{"email": email}, {"owner": email}] + ([{"owner": account_id}] if account_id is not None else [])
+        return [job["_id"] for job in self._jobs.find({"$or": query}, {"_id": 1})]
 
-    def find_by_mp3(self, mp3_fid, owner: str) -> dict | None:
+    def adopt(self, email: str, account_id: int, since: datetime) -> int:
+        """Key by the account's id the jobs recorded under its address (before jobs were keyed by id)
+        no earlier than the account was made; how many."""
+        return self._jobs.update_many({"owner": email, "created_at": {"$gte": since}},
+                                      {"$set": {"owner": account_id, "email": email}}).modified_count
+
+    def find_by_mp3(self, mp3_fid, owner: int) -> dict | None:
         oid = object_id(mp3_fid)
-        return self._jobs.find_one({"mp3_fid": oid, "owner": owner, **ALIVE}) if oid else None
+        return self._jobs.find_one({"mp3_fid": oid, "owner": owner, **VISIBLE}) if oid else None
 
-    def hide(self, job_id, owner: str | None = None) -> dict | None:
+    def hide(self, job_id, owner: int | None = None) -> dict | None:
         """Start deleting a job: from now on only `hidden` finds it. None when there is no such job
-        (of this owner), or another deletion has it already."""
+        (of this owner, who sees it), or another deletion has it already."""
         query = {"_id": object_id(job_id), **ALIVE}
         if owner is not None:
-            query["owner"] = owner
+            query.update(owner=owner, **VISIBLE)
         return self._jobs.find_one_and_update(query, {"$set": {"deleted_at": _now()}},
                                               return_document=ReturnDocument.AFTER)
 
@@ -191,9 +242,10 @@ class Jobs:
         return self._jobs.find({"updated_at": {"$lt": moment}, **ALIVE}, FILES)
 
     def start_attempt(self, job_id) -> dict | None:
-        """Count one more delivery of an unfinished job and mark it converting; None if it is final (or gone)."""
+        """Count one more delivery of a queued or converting job and mark it converting; None if it is
+        final, gone, or still uploading (no message names such a job, unless forged)."""
         return self._jobs.find_one_and_update(
-            {"_id": object_id(job_id), "status": {"$nin": list(FINAL)}, **ALIVE},
+            {"_id": object_id(job_id), "status": {"$in": [Status.QUEUED.value, Status.CONVERTING.value]}, **ALIVE},
             {"$inc": {"attempts": 1},
              "$set": {"status": Status.CONVERTING.value, "progress": 0, "updated_at": _now()}},
             return_document=ReturnDocument.AFTER,

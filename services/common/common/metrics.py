@@ -7,7 +7,11 @@ Kubernetes): prometheus_client's multiprocess mode then keeps every worker's val
 worker that exits is marked dead (its live gauges go; what it counted stays in the totals).
 
 Queue depths are read from the broker when Prometheus scrapes the gateway (a passive queue_declare: no
-management API), so they are exact at that moment and never cached in a worker.
+management API), so they are exact at that moment and never cached in a worker; on a connection of
+their own (common.broker.QueueProbe), so a scrape never holds up or breaks a publish.
+
+Every label is bounded by the app, not by what clients send: a method HTTP does not define is OTHER,
+a path that is no route is `unmatched`.
 """
 
 import glob
@@ -64,6 +68,9 @@ def upload_accepted(size: int) -> None:
 # --- HTTP services -------------------------------------------------------------------------------------
 
 _STARTED = "mp3converter.metrics.started"
+# The methods HTTP defines. gunicorn passes on any upper-case word as a method: as a label, each made-up
+# one would be series of its own (and a file's worth in multiprocess mode), so they are all OTHER.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"})
 
 
 def instrument_app(app, service: str, collectors=()) -> None:
@@ -78,8 +85,10 @@ def instrument_app(app, service: str, collectors=()) -> None:
     def observe(response):
         started = request.environ.pop(_STARTED, None)
         if started is not None:
+            # Likewise any path that is none of the routes is `unmatched`: the labels are bounded by the app.
             route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-            HTTP_SECONDS.labels(service, request.method, route, str(response.status_code)).observe(
+            method = request.method if request.method in METHODS else "OTHER"
+            HTTP_SECONDS.labels(service, method, route, str(response.status_code)).observe(
                 time.perf_counter() - started
             )
         return response

@@ -28,15 +28,17 @@ class JobDeletion:
         self._mp3s = storage.bucket(db, storage.MP3S)
         self._mp3_files = db[f"{storage.MP3S}.files"]
 
-    def delete_owned(self, job_id, owner: str) -> bool:
+    def delete_owned(self, job_id, owner: int) -> bool:
         """Delete one of the owner's jobs; False when the owner has no such job."""
         return self._delete(self._jobs.hide(job_id, owner))
 
-    def delete_all_owned(self, owner: str) -> int:
-        """Delete every job of the owner with its files (their account is going); how many went."""
+    def delete_account(self, account_id: int | None, email: str) -> int:
+        """Delete every job of an account that is going, with their files: those of its id, and any
+        other recorded under its address (Jobs.ids_of_account); how many went. account_id is None when
+        the account is already gone (a second run after a failure)."""
         deleted = 0
-        for job_id in self._jobs.ids_owned_by(owner):
-            hidden = self._jobs.hide(job_id, owner) or self._jobs.get_hidden(job_id)
+        for job_id in self._jobs.ids_of_account(account_id, email):
+            hidden = self._jobs.hide(job_id) or self._jobs.get_hidden(job_id)
             if hidden is not None:
                 self.finish(hidden)  # unlike one job's deletion, the whole account's must be done or fail loudly
                 deleted += 1

@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -51,13 +52,13 @@ class Bucket(gridfs.GridFSBucket):
         self._files_collection = db[f"{name}.files"]
         self._chunks_collection = db[f"{name}.chunks"]
 
-    def upload_from_chunks(self, filename: str, pieces: Iterable[bytes], metadata: dict) -> ObjectId:
+    def upload_from_chunks(self, file_id: ObjectId, filename: str, pieces: Iterable[bytes], metadata: dict) -> ObjectId:
         """Store the pieces as one file, written UPLOAD_BATCH_BYTES at a time as they come, in GridFS's
         own layout (its specification's chunks and files documents, through the public collection API).
         The file exists once all of it is stored; when the pieces stop with an exception, whatever was
         already written is removed (pymongo's own upload_from_stream leaves those chunks behind)."""
         with span(f"GridFS upload {self.name}"):
-            file_id, length, batch = ObjectId(), 0, []
+            length, batch = 0, []
             try:
                 for number, chunk in enumerate(_whole_chunks(pieces, self.chunk_size)):
                     batch.append({"files_id": file_id, "n": number, "data": chunk})
@@ -149,6 +150,14 @@ def ensure_indexes(db: Database) -> None:
         db[f"{name}.files"].create_index([("filename", ASCENDING), ("uploadDate", ASCENDING)])
         db[f"{name}.chunks"].create_index([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)
     db[f"{MP3S}.files"].create_index("metadata.job_id")
+
+
+def new_id() -> ObjectId:
+    """An id for a job or a stored file: an ObjectId's time, then 8 random bytes where an ObjectId has
+    its process's value and a counter, which would tell anyone who sees two of their own ids how many
+    others were made in between, and by which process. The time stays (it is shown anyway, and the
+    sweep of unfinished uploads finds them by it)."""
+    return ObjectId(ObjectId.from_datetime(datetime.now(UTC)).binary[:4] + secrets.token_bytes(8))
 
 
 def object_id(text) -> ObjectId | None:

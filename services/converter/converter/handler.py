@@ -15,6 +15,10 @@ to back (converter.streamable), and through a temp file otherwise.
 
 Storage does not grow: unless KEEP_VIDEOS is true, the video is removed once its job is final (the
 MP3 stored, recorded and announced, or the job failed).
+
+Nothing waits for ever: whatever makes the message go to the dead-letter queue (a failure mapped
+below, or an unexpected exception on its last attempt, see common.consumer), `give_up` fails its job
+with the reason first, its video and any unrecorded MP3 go, and its owner's place is free again.
 """
 
 import contextlib
@@ -32,7 +36,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from common import metrics, storage, telemetry
-from common.handler import Delivery, Outcome
+from common.handler import Delivery, Outcome, Reject, decode
 from common.jobs import FINAL, JobGone, Jobs, Status, mp3_name
 from common.removal import JobDeletion
 from common.settings import ConverterSettings
@@ -88,6 +92,18 @@ class Converter:
             return Outcome.requeue(f"storage unavailable: {error.__class__.__name__}")
         except PyMongoError as error:
             return self._fail(job, f"Storage failed while converting: {error.__class__.__name__}.")
+
+    def give_up(self, delivery: Delivery, reason: str) -> None:
+        """The message goes to the dead-letter queue: its job, if still unfinished, fails with the reason."""
+        try:
+            job_id = decode(delivery.body)["job_id"]
+        except Reject:
+            return  # it names no job
+        job = self._jobs.get(job_id)
+        if job is None or job["status"] in FINAL:
+            return
+        self._fail(job, reason)
+        self._remove_leftovers(job_id)  # an MP3 stored before the failure, never recorded
 
     def _convert(self, job: dict, cancel: threading.Event) -> Outcome:
         job_id = str(job["_id"])
@@ -156,7 +172,8 @@ class Converter:
     @storage_retry
     def _store(self, mp3: Path, job: dict):
         with mp3.open("rb") as source:
-            return self._mp3s.upload_from_chunks(mp3_name(job["filename"]), iter(partial(source.read, COPY_CHUNK), b""),
+            return self._mp3s.upload_from_chunks(storage.new_id(), mp3_name(job["filename"]),
+                                                 iter(partial(source.read, COPY_CHUNK), b""),
                                                  metadata={"job_id": str(job["_id"]), "owner": job["owner"]})
 
     @storage_retry

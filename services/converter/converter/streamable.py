@@ -4,14 +4,20 @@ ffmpeg reading an MP4 whose index (the `moov` box) comes after the media (`mdat`
 cannot seek back to the index: it exits 0 having written an empty or short MP3. So only two kinds
 are streamed: Matroska/WebM (the header comes first, seeking is optional) and MP4/MOV whose `moov`
 comes before any `mdat` ("faststart"). Everything else goes through a seekable temp file.
+
+A box's size is the file's claim: a size past the end of the file (up to 2**64 with a 64-bit size)
+only means that no index comes where ffmpeg could stream it from, never an error.
 """
 
 import struct
+import sys
 from typing import BinaryIO
 
 MATROSKA_MAGIC = b"\x1a\x45\xdf\xa3"
 # Top-level boxes to look through before giving up: ftyp, free, wide, uuid, ... come before moov.
 MAX_BOXES = 16
+# The furthest a stream can seek (a C ssize_t); past the end of a file a read simply finds nothing.
+SEEKABLE = sys.maxsize - 16
 
 
 def is_streamable(video: BinaryIO) -> bool:
@@ -28,6 +34,8 @@ def is_streamable(video: BinaryIO) -> bool:
 def _moov_first(video: BinaryIO) -> bool:
     position = 0
     for _ in range(MAX_BOXES):
+        if position > SEEKABLE:
+            return False
         video.seek(position)
         header = video.read(8)
         if len(header) < 8:

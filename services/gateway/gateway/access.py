@@ -1,4 +1,6 @@
-"""Who is calling: a route wrapped in `login_required` runs only for a valid token, with `g.owner` set."""
+"""Who is calling: a route wrapped in `login_required` runs only for a valid token, with `g.owner` set to
+the caller's account id (the token's `uid`: an address can be given to a new account, an id never is)
+and `g.email` to its address."""
 
 import functools
 
@@ -16,7 +18,8 @@ def login_required(view):
         if claims is None:
             return error_response(401, "unauthorized",
                                   "Send 'Authorization: Bearer <token>'; get a token from POST /login.")
-        g.owner = claims["sub"]
+        g.owner, g.email = claims["uid"], claims["sub"]
+        gateway().legacy_jobs.adopt(claims)
         return view(*args, **kwargs)
 
     return wrapper

@@ -12,6 +12,7 @@ from common.jobs import Jobs
 from common.removal import JobDeletion
 from common.settings import GatewaySettings
 from gateway.auth_client import AuthClient
+from gateway.legacy_jobs import LegacyJobs
 from gateway.login_limit import LoginLimit
 from gateway.places import Places
 
@@ -29,12 +30,14 @@ class GatewayDeps:
     publisher: Publisher
     auth: AuthClient
     login_limit: LoginLimit
+    legacy_jobs: LegacyJobs
     streams: Places
     uploads: Places
 
     @classmethod
     def build(cls, settings: GatewaySettings, db: Database, publisher: Publisher, auth: AuthClient) -> "GatewayDeps":
-        return cls(settings=settings, db=db, jobs=Jobs(db), deletion=JobDeletion(db),
+        jobs = Jobs(db)
+        return cls(settings=settings, db=db, jobs=jobs, deletion=JobDeletion(db), legacy_jobs=LegacyJobs(jobs),
                    videos=storage.bucket(db, storage.VIDEOS), mp3s=storage.bucket(db, storage.MP3S),
                    publisher=publisher, auth=auth,
                    login_limit=LoginLimit(settings.login_attempts_per_client, settings.trusted_proxies),

@@ -111,3 +111,23 @@ def test_a_refused_or_expired_token_is_asked_about_every_time():
     client.validate("good")
     client.validate("good")
     assert client._http.calls == 4
+
+
+def test_jobs_recorded_under_the_address_before_jobs_had_account_ids_go_to_the_account_that_had_it(
+        client, memory_db):
+    from datetime import UTC, datetime, timedelta
+
+    from tests.unit.gateway_double import ACCOUNTS_MADE_AT, ALICE, ALICE_ID
+
+    jobs = Jobs(memory_db)
+    made = datetime.fromtimestamp(ACCOUNTS_MADE_AT, UTC)
+    alices = jobs.create(ALICE, "mine.mp4", ObjectId())
+    predecessors = jobs.create(ALICE, "theirs.mp4", ObjectId())  # from before Alice's account was made
+    memory_db["jobs"].update_one({"_id": alices["_id"]}, {"$set": {"created_at": made + timedelta(days=1)}})
+    memory_db["jobs"].update_one({"_id": predecessors["_id"]}, {"$set": {"created_at": made - timedelta(seconds=1)}})
+
+    listed = client.get("/jobs", headers=bearer(ALICE_TOKEN)).get_json()["jobs"]
+
+    assert [job["filename"] for job in listed] == ["mine.mp4"]
+    assert (jobs.get(alices["_id"])["owner"], jobs.get(alices["_id"])["email"]) == (ALICE_ID, ALICE)
+    assert client.get(f"/jobs/{predecessors['_id']}", headers=bearer(ALICE_TOKEN)).status_code == 404

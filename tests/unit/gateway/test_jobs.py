@@ -1,5 +1,6 @@
 """GET /jobs and GET /jobs/<id>: the caller's jobs only, in stable pages."""
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -15,7 +16,7 @@ from tests.unit.gateway.calls import (
     upload,
 )
 from tests.unit.gateway_double import (
-    ALICE,
+    ALICE_ID,
     ALICE_TOKEN,
     BOB,
     BOB_TOKEN,
@@ -69,10 +70,15 @@ def test_a_job_that_is_not_the_callers_is_404_json(client, video, job_id):
     assert_json_error(client.get(f"/jobs/{job_id}", headers=bearer(ALICE_TOKEN)), 404)
 
 
-def add_jobs(db, owner: str, count: int) -> list[str]:
-    """`count` queued jobs of `owner`, straight into storage; their ids, oldest first."""
-    jobs = Jobs(db)
-    return [str(jobs.create(owner, f"clip{n}.mp4", ObjectId())["_id"]) for n in range(count)]
+def add_jobs(db, owner: int, count: int) -> list[str]:
+    """`count` queued jobs of `owner`, straight into storage, a millisecond apart (ids are random, so
+    only the time orders them); their ids, oldest first."""
+    jobs, ids = Jobs(db), []
+    for n in range(count):
+        job = jobs.create(owner, f"clip{n}.mp4", ObjectId())
+        ids.append(str(job["_id"]))
+        time.sleep(0.002)
+    return ids
 
 
 def walk(client, limit=None, token=ALICE_TOKEN, between_pages=lambda: None) -> tuple[list[str], int]:
@@ -92,7 +98,7 @@ def walk(client, limit=None, token=ALICE_TOKEN, between_pages=lambda: None) -> t
 
 
 def test_jobs_come_in_pages_of_twenty_by_default(client, memory_db):
-    ids = add_jobs(memory_db, ALICE, 45)
+    ids = add_jobs(memory_db, ALICE_ID, 45)
     first = client.get("/jobs", headers=bearer(ALICE_TOKEN)).get_json()
     assert len(first["jobs"]) == 20 and first["next_cursor"]
     assert walk(client) == (ids[::-1], 3)
@@ -101,26 +107,26 @@ def test_jobs_come_in_pages_of_twenty_by_default(client, memory_db):
 @pytest.mark.parametrize(("count", "limit", "pages"), [(0, 5, 1), (5, 5, 1), (6, 5, 2), (100, 100, 1), (101, 100, 2),
                                                        (7, 1, 7)])
 def test_every_job_once_newest_first_whatever_the_limit(client, memory_db, count, limit, pages):
-    ids = add_jobs(memory_db, ALICE, count)
+    ids = add_jobs(memory_db, ALICE_ID, count)
     add_jobs(memory_db, BOB, 3)
     assert walk(client, limit) == (ids[::-1], pages)
 
 
 def test_jobs_created_meanwhile_neither_repeat_nor_shift_the_pages(client, memory_db):
-    ids = add_jobs(memory_db, ALICE, 12)
-    seen, _pages = walk(client, 5, between_pages=lambda: add_jobs(memory_db, ALICE, 3))
+    ids = add_jobs(memory_db, ALICE_ID, 12)
+    seen, _pages = walk(client, 5, between_pages=lambda: add_jobs(memory_db, ALICE_ID, 3))
     assert seen == ids[::-1]
 
 
 def test_jobs_created_in_the_same_millisecond_are_all_listed(client, memory_db):
-    ids = add_jobs(memory_db, ALICE, 9)
+    ids = add_jobs(memory_db, ALICE_ID, 9)
     memory_db["jobs"].update_many({}, {"$set": {"created_at": datetime(2026, 1, 1, tzinfo=UTC)}})
     seen, pages = walk(client, 2)
     assert sorted(seen) == sorted(ids) and len(set(seen)) == 9 and pages == 5
 
 
 def test_a_cursor_is_opaque_text_that_ends_on_the_last_page(client, memory_db):
-    add_jobs(memory_db, ALICE, 3)
+    add_jobs(memory_db, ALICE_ID, 3)
     body = client.get("/jobs?limit=2", headers=bearer(ALICE_TOKEN)).get_json()
     assert isinstance(body["next_cursor"], str) and body["next_cursor"].isascii()
     last = client.get("/jobs", query_string={"limit": 2, "cursor": body["next_cursor"]},
@@ -136,7 +142,7 @@ def test_a_cursor_from_someone_else_reveals_nothing_of_theirs(client, memory_db)
 
 
 def test_any_cursor_of_the_documented_shape_is_a_page_perhaps_empty(client, memory_db):
-    add_jobs(memory_db, ALICE, 2)
+    add_jobs(memory_db, ALICE_ID, 2)
     for cursor in ("0" * 25, "f" * 35, "1" + "0" * 24):
         response = client.get("/jobs", query_string={"cursor": cursor}, headers=bearer(ALICE_TOKEN))
         assert response.status_code == 200
@@ -149,7 +155,7 @@ def test_any_cursor_of_the_documented_shape_is_a_page_perhaps_empty(client, memo
                                    "cursor=MTIz", "cursor=eHh4Lnl5eQ", "cursor=%C3%A9t%C3%A9", "cursor=" + "0" * 24,
                                    "cursor=" + "F" * 30, "cursor=" + "0" * 36])
 def test_a_bad_limit_or_cursor_is_400_with_a_message(client, memory_db, query):
-    add_jobs(memory_db, ALICE, 2)
+    add_jobs(memory_db, ALICE_ID, 2)
     body = assert_json_error(client.get(f"/jobs?{query}", headers=bearer(ALICE_TOKEN)), 400)
     assert body["error"] == "bad_page"
     assert ("limit" if query.startswith("limit") else "cursor") in body["message"]

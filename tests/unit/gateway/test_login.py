@@ -122,3 +122,23 @@ def test_login_with_a_body_is_413_before_auth_is_asked(client, fake_auth, header
     response = client.post("/login", headers={"Authorization": "Basic YTpi", **headers}, data=b"x" * 2048)
     assert assert_json_error(response, 413)["error"] == "too_large"
     assert fake_auth.logins == []
+
+
+def compose_gateway_environment() -> dict:
+    """The gateway's environment in compose.yaml, as written there (the harness checks the resolved one)."""
+    import yaml
+
+    from tests.servers import ROOT
+
+    return yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["gateway"]["environment"]
+
+
+def test_under_composes_settings_made_up_forwarded_for_values_earn_no_more_logins(
+        clean_env, memory_db, fake_publisher, fake_auth):
+    """Behind Docker's port forwarding every client arrives from the bridge's gateway address and no
+    proxy writes X-Forwarded-For: whatever a client writes there is its own claim."""
+    trusted = compose_gateway_environment()["TRUSTED_PROXIES"]
+    client = limited_client(memory_db, fake_publisher, fake_auth, trusted_proxies=trusted)
+    answers = [login_from(client, "172.18.0.1", **{"X-Forwarded-For": f"198.51.100.{n}"}).status_code
+               for n in range(25)]
+    assert answers == [200] * 3 + [429] * 22

@@ -4,6 +4,7 @@ import contextlib
 import io
 import os
 import tempfile
+from datetime import timedelta
 
 import pytest
 from bson import ObjectId
@@ -21,6 +22,7 @@ from tests.unit.gateway.calls import (
 )
 from tests.unit.gateway_double import (
     ALICE,
+    ALICE_ID,
     ALICE_TOKEN,
     BOB_TOKEN,
     VIDEO_QUEUE,
@@ -38,13 +40,14 @@ def test_upload_stores_the_video_records_a_job_and_queues_one_message(client, me
     assert set(body) == {"job_id", "video_fid", "status"}
     assert body["status"] == "queued"
     assert fake_publisher.published == [
-        (VIDEO_QUEUE, {"job_id": body["job_id"], "video_fid": body["video_fid"], "mp3_fid": None, "owner": ALICE})
+        (VIDEO_QUEUE, {"job_id": body["job_id"], "video_fid": body["video_fid"], "mp3_fid": None, "owner": ALICE_ID})
     ]
     stored = storage.bucket(memory_db, storage.VIDEOS).open_download_stream(ObjectId(body["video_fid"]))
     assert stored.read() == video
     assert memory_db["videos.files"].count_documents({}) == 1  # where assert_nothing_stored looks
     job = memory_db["jobs"].find_one({"_id": ObjectId(body["job_id"])})
-    assert (job["owner"], job["filename"], job["video_fid"]) == (ALICE, "clip.mp4", ObjectId(body["video_fid"]))
+    assert (job["owner"], job["filename"], job["video_fid"]) == (ALICE_ID, "clip.mp4", ObjectId(body["video_fid"]))
+    assert job["email"] == ALICE  # for the mail
 
 
 @pytest.mark.parametrize("sample", ["faststart.mp4", "plain.mp4", "video.mkv", "video.mov", "silent.mp4"])
@@ -229,7 +232,8 @@ def test_pieces_that_stop_with_an_error_leave_no_chunk_stored(memory_db):
         raise ConnectionResetError("the client went away")
 
     with pytest.raises(ConnectionResetError):
-        storage.bucket(memory_db, storage.VIDEOS).upload_from_chunks("clip.mp4", pieces(), metadata={})
+        videos = storage.bucket(memory_db, storage.VIDEOS)
+        videos.upload_from_chunks(storage.new_id(), "clip.mp4", pieces(), metadata={})
     assert memory_db["videos.files"].count_documents({}) == 0
     assert memory_db["videos.chunks"].count_documents({}) == 0
 
@@ -251,7 +255,10 @@ def test_upload_when_the_queue_refuses_is_503_and_leaves_no_orphan(client, memor
 
 def test_upload_when_the_job_cannot_be_recorded_is_503_and_leaves_no_orphan(client, memory_db, fake_publisher,
                                                                           video, monkeypatch):
-    monkeypatch.setattr(Jobs, "create", lambda *_args: (_ for _ in ()).throw(ServerSelectionTimeoutError("down")))
+    def storage_down(*_args, **_kwargs):
+        raise ServerSelectionTimeoutError("down")
+
+    monkeypatch.setattr(Jobs, "create", storage_down)
     assert_json_error(upload(client, video), 503)
     assert_nothing_stored(memory_db, fake_publisher)
 
@@ -301,27 +308,50 @@ def test_max_active_jobs_per_user_sets_the_limit(memory_db, fake_publisher, fake
     assert [upload(client, video).status_code for _ in range(3)] == [202, 202, 429]
 
 
-def test_an_upload_that_loses_the_race_for_the_last_place_undoes_itself(client, memory_db, fake_publisher,
-                                                                         video, monkeypatch):
-    """Two uploads both saw four jobs in flight; the one whose recount finds six leaves nothing behind."""
+def test_an_upload_that_races_another_for_the_last_place_undoes_itself(client, memory_db, fake_publisher,
+                                                                        video, monkeypatch):
+    """Four jobs in flight; another upload takes the last place between this one's reservation and its
+    count: this one finds six places taken, lets go and tries again (twice more), and leaves nothing
+    behind, before reading its body."""
+    monkeypatch.setattr("gateway.api.upload.PLACE_BACKOFF_SECONDS", 0)
     for n in range(4):
         assert upload(client, video, f"{n}.mp4").status_code == 202
     real_count = Jobs.count_active
     counts = []
 
-    def other_upload_lands_meanwhile(jobs, owner):
+    def other_upload_reserves_meanwhile(jobs, owner):
+        if not counts:
+            Jobs(memory_db).reserve(owner, None, ObjectId())
         counts.append(real_count(jobs, owner))
-        if len(counts) == 2:  # the recount: the racing upload's job exists by now
-            Jobs(memory_db).create(owner, "racer.mp4", ObjectId())
-            return real_count(jobs, owner)
         return counts[-1]
 
-    monkeypatch.setattr(Jobs, "count_active", other_upload_lands_meanwhile)
+    monkeypatch.setattr(Jobs, "count_active", other_upload_reserves_meanwhile)
     before = upload_counts(memory_db, fake_publisher)
 
     assert_too_many_jobs(upload(client, video, "loser.mp4"))
 
-    assert counts == [4, 5]
+    assert counts == [6, 6, 6]
     videos, jobs, published = upload_counts(memory_db, fake_publisher)
-    assert (videos, jobs - 1, published) == before  # only the racer's job is new
-    assert memory_db["jobs"].count_documents({"filename": "loser.mp4"}) == 0
+    assert (videos, jobs - 1, published) == before  # only the racer's place is new
+    assert memory_db["jobs"].count_documents({"status": "uploading"}) == 1  # the racer's, not this one's
+
+
+def test_an_upload_in_progress_holds_a_place_that_nobody_sees_until_a_dead_process_lets_it_go(
+        client, memory_db, video):
+
+
+    from common.jobs import STALE_UPLOAD_SECONDS
+    from tests.unit.gateway_double import ALICE_ID
+
+    jobs = Jobs(memory_db)
+    in_progress = [jobs.reserve(ALICE_ID, ALICE, ObjectId()) for _ in range(5)]
+
+    assert client.get("/jobs", headers=bearer(ALICE_TOKEN)).get_json()["jobs"] == []
+    assert client.get(f"/jobs/{in_progress[0]['_id']}", headers=bearer(ALICE_TOKEN)).status_code == 404
+    assert client.delete(f"/jobs/{in_progress[0]['_id']}", headers=bearer(ALICE_TOKEN)).status_code == 404
+    assert_too_many_jobs(upload(client, video))
+
+    died = in_progress[0]["_id"]  # its process died: nobody touches it any more
+    memory_db["jobs"].update_one({"_id": died}, {"$set": {"updated_at": jobs.get(died)["updated_at"]
+                                                          - timedelta(seconds=STALE_UPLOAD_SECONDS + 1)}})
+    assert upload(client, video).status_code == 202
