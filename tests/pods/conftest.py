@@ -96,12 +96,12 @@ def service_images(podman_ready, container_images, manifests) -> dict:
 
 
 @pytest.fixture(scope="module")
-def deploy(service_images):
+def deploy(service_images, tmp_path_factory):
     """deploy(objects) -> Stack: the objects' workloads running, every startup and readiness probe passed."""
     stacks = []
 
     def run(objects: list[dict]) -> Stack:
-        translated = plan(objects)
+        translated = plan(objects, str(tmp_path_factory.mktemp("pod-files")))
         stack = Stack()
         stacks.append(stack)
         stack.create(translated)

@@ -18,6 +18,7 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import requests
 import yaml
@@ -95,6 +96,9 @@ class Stack:
     def create(self, plan: Plan) -> None:
         podman("network", "create", "--label", f"mp3converter.pods={self.label}", self.network)
         self.network_made = True
+        for path, content in plan.files.items():
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(content)
         for name, content in plan.secrets.items():
             podman("secret", "create", name, "-", stdin=content)
             self.secrets.append(name)

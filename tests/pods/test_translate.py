@@ -7,6 +7,7 @@ import pytest
 
 from tests.pods.translate import (
     NOT_MODELLED,
+    config_map_files,
     expand,
     plan,
     podman_secret,
@@ -90,6 +91,21 @@ def test_dependent_variables_are_expanded_from_secrets_configmaps_and_values_abo
     assert values["PASSWORD"] is None, "a valueFrom stays a reference"
 
 
+def test_a_config_map_key_mounted_by_sub_path_becomes_a_file_of_its_own():
+    container = {"name": "mq", "volumeMounts": [
+        {"name": "init", "mountPath": "/etc/mq"},
+        {"name": "init", "mountPath": "/etc/mq/conf.d/90.conf", "subPath": "mq.conf", "readOnly": True}]}
+    source = workload(container)
+    source["spec"]["template"]["spec"]["volumes"] = [{"name": "init", "configMap": {"name": "mq-init"}}]
+    result, files = config_map_files(source, {"mq-init": {"data": {"mq.conf": "a = 1\n", "x.sh": ""}}}, "/files")
+    assert files == {"/files/mq-init/mq.conf": "a = 1\n"}
+    spec = result["spec"]["template"]["spec"]
+    assert spec["containers"][0]["volumeMounts"] == [
+        {"name": "init", "mountPath": "/etc/mq"},
+        {"name": "init-1", "mountPath": "/etc/mq/conf.d/90.conf", "readOnly": True}]
+    assert spec["volumes"][1] == {"name": "init-1", "hostPath": {"path": "/files/mq-init/mq.conf", "type": "File"}}
+
+
 def test_a_service_names_the_workloads_its_selector_picks():
     services = [
         {"metadata": {"name": "db"}, "spec": {"selector": {"app": "db"}}},
@@ -102,7 +118,7 @@ def test_a_service_names_the_workloads_its_selector_picks():
 
 def test_the_real_build_is_planned_whole(manifests):
     objects = manifests
-    result = plan(objects)
+    result = plan(objects, "/files")
     assert sorted(play.name for play in result.plays) == sorted(
         obj["metadata"]["name"] for obj in objects if obj["kind"] in ("Deployment", "StatefulSet"))
     for play in result.plays:
@@ -116,4 +132,4 @@ def test_the_real_build_is_planned_whole(manifests):
 
 def test_a_kind_without_translation_is_refused():
     with pytest.raises(ValueError, match="no translation for"):
-        plan([{"kind": "CronJob", "metadata": {"name": "x"}}])
+        plan([{"kind": "CronJob", "metadata": {"name": "x"}}], "/files")

@@ -12,6 +12,9 @@ turned into what it runs the same way, one small function per difference.
   ports and writes the numbers in for the probes that named them.
 - ``$(NAME)`` in an env value: Kubernetes expands it from the variables listed above; podman 4.3 leaves
   it as it is. ``with_dependent_variables_expanded`` expands it as Kubernetes does.
+- A ConfigMap key mounted with ``subPath`` (one file among others in a directory): podman 4.3 mounts the
+  whole ConfigMap there, as a directory. ``config_map_files`` mounts the key's content as that file
+  instead, read-only, from a file written for it on the host.
 - A Service: pods are named ``<workload>-pod-<n>``, and podman knows no Services. Each workload is
   played on its own, with a network alias for each Service whose selector picks its pods:
   ``service_aliases``.
@@ -87,6 +90,26 @@ def without_published_ports(workload: dict) -> dict:
             if action and isinstance(action.get("port"), str):
                 action["port"] = numbers[action["port"]]
     return workload
+
+
+def config_map_files(workload: dict, configmaps: dict, directory: str) -> tuple[dict, dict[str, str]]:
+    """WORKLOAD with each subPath mount of a ConfigMap key turned into a read-only mount of a host file
+    in DIRECTORY, and {that file's path: the key's content} to be written there."""
+    workload = copy.deepcopy(workload)
+    spec = pod_spec(workload)
+    volumes = spec.get("volumes", [])
+    sources = {volume["name"]: volume["configMap"]["name"] for volume in volumes if "configMap" in volume}
+    files: dict[str, str] = {}
+    for container in spec["containers"]:
+        for mount in container.get("volumeMounts", []):
+            if mount["name"] in sources and "subPath" in mount:
+                configmap = sources[mount["name"]]
+                path = f"{directory}/{configmap}/{mount.pop('subPath')}"
+                files[path] = configmaps[configmap]["data"][path.rsplit("/", 1)[-1]]
+                volume = f"{mount['name']}-{len(files)}"
+                spec["volumes"].append({"name": volume, "hostPath": {"path": path, "type": "File"}})
+                mount.update(name=volume, readOnly=True)
+    return workload, files
 
 
 def expand(value: str, known: dict) -> str:
@@ -179,12 +202,13 @@ class Play:
 class Plan:
     plays: list[Play]
     secrets: dict[str, bytes] = field(default_factory=dict)  # podman secret name -> content
+    files: dict[str, str] = field(default_factory=dict)  # host path -> content (config_map_files)
     left_out: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) podman cannot model
 
 
-def plan(objects: list[dict]) -> Plan:
+def plan(objects: list[dict], directory: str) -> Plan:
     """OBJECTS (a kustomize build) as podman plays them: one play per workload, the Secrets as podman
-    secrets, and what is left out."""
+    secrets, the files config_map_files mounts (under DIRECTORY), and what is left out."""
     by_kind: dict[str, list[dict]] = {}
     for obj in objects:
         by_kind.setdefault(obj["kind"], []).append(obj)
@@ -203,6 +227,8 @@ def plan(objects: list[dict]) -> Plan:
         workload = documents[-1]
         workload = with_dependent_variables_expanded(workload, configmaps, secrets)
         workload = without_published_ports(workload)
+        workload, files = config_map_files(workload, configmaps, directory)
+        result.files.update(files)
         documents[-1] = workload
         used = [configmaps[name] for name in sorted(references(workload, "configMap"))]
         result.plays.append(Play(
