@@ -18,7 +18,6 @@ objects the Tiltfile deploys are the real build of the manifests.
 
 from __future__ import annotations
 
-import inspect
 import os
 import posixpath
 import re
@@ -36,7 +35,8 @@ WORKLOAD_KINDS = {
     "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job", "CronJob", "Pod",
 }  # fmt: skip
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
-RESTART_FILE = "/tmp/.restart-proc"
+# Extensions (`load('ext://NAME', ...)`), copied from their repository: tilt_extensions/NAME/Tiltfile.
+EXTENSIONS = Path(__file__).resolve().parent / "tilt_extensions"
 
 
 class TiltfileError(Exception):
@@ -97,7 +97,7 @@ class ImageBuild:
     only: list
     ignore: list
     entrypoint: list | str
-    restart: bool  # built by docker_build_with_restart: the process reruns after each live update
+    dockerfile_contents: str
     kwargs: dict
 
 
@@ -237,55 +237,16 @@ class TiltRun:
             only=_as_list(only),
             ignore=_as_list(ignore),
             entrypoint=entrypoint or [],
-            restart=False,
             kwargs={"build_args": build_args or {}, "target": target, "container_args": container_args},
         )
 
-    def docker_build_with_restart(
-        self,
-        ref,
-        context,
-        entrypoint,
-        live_update,
-        base_suffix="-tilt_docker_build_with_restart_base",
-        restart_file=RESTART_FILE,
-        trigger=None,
-        exit_policy="restart",
-        **kwargs,
-    ):
-        """The restart_process extension: the image's process reruns at the end of each live update."""
-        steps = _as_list(live_update)
-        if not steps:
-            raise TiltfileError("`docker_build_with_restart` requires at least one live_update step")
-        if any(isinstance(step, RestartContainer) for step in steps):
-            raise TiltfileError("`docker_build_with_restart` is not compatible with restart_container()")
-        if not isinstance(entrypoint, (str, list)) or not entrypoint:
-            raise TiltfileError("`entrypoint` must be a non-empty string or list of strings")
-        if exit_policy not in ("restart", "continue"):
-            raise TiltfileError(f"exit_policy must be 'restart' or 'continue', not {exit_policy!r}")
-        for name in ("entrypoint", "live_update", "dockerfile_contents"):
-            if name in kwargs:
-                raise TiltfileError(f"docker_build_with_restart() got {name} twice")
-        # What is left is passed to docker_build: its signature decides what is valid.
-        try:
-            inspect.signature(self.docker_build).bind(ref, context, **kwargs)
-        except TypeError as error:
-            raise TiltfileError(f"docker_build_with_restart(): {error}") from None
-        self._record_build(
-            ref,
-            context,
-            dockerfile=kwargs.get("dockerfile", "Dockerfile"),
-            dockerfile_contents=kwargs.get("dockerfile_contents", ""),
-            live_update=[*steps, Run(f"date > {restart_file}", _as_list(trigger))],
-            only=_as_list(kwargs.get("only")),
-            ignore=_as_list(kwargs.get("ignore")),
-            entrypoint=entrypoint,
-            restart=True,
-            kwargs=kwargs,
-        )
+    def custom_build(self, ref, command, deps, tag="", disable_push=False, skips_local_docker=False,
+                     live_update=None, match_in_env_vars=False, ignore=None, entrypoint=None, command_bat="",
+                     outputs_image_ref_to="", container_args=None, image_deps=None, env=None, dir=""):
+        raise TiltfileError("custom_build: no stand-in (this Tiltfile builds with docker_build)")
 
     def _record_build(self, ref, context, *, dockerfile, dockerfile_contents, live_update, only, ignore,
-                      entrypoint, restart, kwargs):
+                      entrypoint, kwargs):
         if not ref:
             raise TiltfileError("docker_build: ref must not be empty")
         if any(image_name(build.ref) == image_name(ref) for build in self.builds):
@@ -297,13 +258,13 @@ class TiltRun:
         dockerfile_path = self.path(dockerfile)
         if not dockerfile_contents and not dockerfile_path.is_file():
             raise TiltfileError(f"docker_build({ref!r}): no Dockerfile at {dockerfile!r}")
-        self._check_live_update(ref, context, only, live_update)
+        self._check_live_update(ref, context, only, live_update, dockerfile_contents)
         self.builds.append(
             ImageBuild(ref, self.relative(context), self.relative(dockerfile), live_update, only, ignore,
-                       entrypoint, restart, kwargs)
+                       entrypoint, dockerfile_contents, kwargs)
         )
 
-    def _check_live_update(self, ref, context, only, steps):
+    def _check_live_update(self, ref, context, only, steps, dockerfile_contents=""):
         order = {FallBackOn: 0, Sync: 1, Run: 2, RestartContainer: 3}
         last = 0
         for step in steps:
@@ -317,6 +278,11 @@ class TiltRun:
             last = order[type(step)]
         context_path = self.path(context).resolve()
         watched = [(context_path / entry).resolve() for entry in only] or [context_path]
+        # An image built FROM another of the Tiltfile's images also watches that one's files.
+        for build in self.builds:
+            if re.search(rf"^\s*FROM\s+{re.escape(build.ref)}\s*$", dockerfile_contents, re.MULTILINE):
+                base = self.path(build.context).resolve()
+                watched += [(base / entry).resolve() for entry in build.only] or [base]
         for step in steps:
             if isinstance(step, Sync):
                 source = self.path(step.local_path).resolve()
@@ -480,7 +446,7 @@ class TiltRun:
         module = sl.Module()
         top_level = [
             "sync", "run", "fall_back_on", "restart_container", "initial_sync",
-            "docker_build", "kustomize", "k8s_yaml", "k8s_resource", "port_forward", "link",
+            "docker_build", "custom_build", "kustomize", "k8s_yaml", "k8s_resource", "port_forward", "link",
             "allow_k8s_contexts", "k8s_context", "k8s_namespace", "read_file", "watch_file", "local",
             "decode_yaml_stream", "decode_yaml", "encode_yaml_stream", "blob", "update_settings",
         ]  # fmt: skip
@@ -542,11 +508,13 @@ config = struct(
         return module
 
     def load_extension(self, name: str) -> sl.FrozenModule:
-        if name != "ext://restart_process":
-            raise TiltfileError(f"load({name!r}): no stand-in for this extension (add one to tilt_stubs.py)")
+        """An extension as Tilt loads it: its Tiltfile, evaluated with Tilt's builtins (the stand-ins)."""
+        path = EXTENSIONS / name.removeprefix("ext://") / "Tiltfile"
+        if not name.startswith("ext://") or not path.is_file():
+            raise TiltfileError(f"load({name!r}): no copy of this extension in {EXTENSIONS}")
         self.extensions.append(name)
-        module = sl.Module()
-        module.add_callable("docker_build_with_restart", self.docker_build_with_restart)
+        module = self.module()
+        sl.eval(module, sl.parse(str(path), path.read_text(), dialect()), globals_())
         return module.freeze()
 
     # --- what Tilt checks once the Tiltfile has run ---
