@@ -9,7 +9,7 @@ PY="$VENV/bin/python"
 
 ensure_venv() {
   local stamp want
-  want=$(cat "$ROOT"/requirements-dev.txt "$ROOT"/services/*/requirements.txt "$ROOT"/clients/cli/requirements.txt | sha256sum | cut -c1-16)
+  want=$(cat "${BASH_SOURCE[0]}" "$ROOT"/requirements-dev.txt "$ROOT"/services/*/requirements.txt "$ROOT"/clients/cli/requirements.txt | sha256sum | cut -c1-16)
   stamp="$VENV/.requirements-$want"
   [ -f "$stamp" ] && return 0
   echo "Preparing .venv (first run or requirements changed; log in .venv/install.log)..." >&2
@@ -23,7 +23,7 @@ ensure_venv() {
   # The services' folders on sys.path, as PYTHONPATH=/app does in the images, and mp3c's.
   local site
   site=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-  printf '%s\n' "$ROOT"/services/{common,auth,gateway,converter,notification} "$ROOT/scripts" "$ROOT/clients/cli" >"$site/mp3converter.pth"
+  printf '%s\n' "$ROOT"/services/{common,auth,gateway,converter,notification} "$ROOT/tools" "$ROOT/clients/cli" >"$site/mp3converter.pth"
   rm -f "$VENV"/.requirements-*
   touch "$stamp"
 }

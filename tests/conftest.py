@@ -9,7 +9,7 @@ import mongomock.gridfs
 import pytest
 
 from common.broker import PublishError
-from devstack.media import sample_set
+from sample_media import sample_set
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,16 +36,18 @@ class FakePublisher:
 
     def __init__(self):
         self.published: list[tuple[str, dict]] = []
+        self.priorities: list[int | None] = []
         self.fail = False
         self.consumers: dict[str, int] = {}
         self.depths: dict[str, int] = {}
         self.lock = threading.Lock()
 
-    def publish(self, queue: str, message: dict) -> None:
+    def publish(self, queue: str, message: dict, priority: int | None = None) -> None:
         if self.fail:
             raise PublishError("broker down (test)")
         with self.lock:
             self.published.append((queue, message))
+            self.priorities.append(priority)
 
     def consumer_count(self, queue: str) -> int:
         return self.consumers.get(queue, 0)

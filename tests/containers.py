@@ -2,7 +2,7 @@
 every image compose.yaml and the Dockerfiles name, real or a labelled stand-in (scripts/standins).
 
 The engine is the one that answers at DOCKER_HOST, or one started for the session and stopped after it
-(devstack.engine). Where none answers and none can be started, the suites are skipped with the reason;
+(docker_engine). Where none answers and none can be started, the suites are skipped with the reason;
 with CI=true they fail instead, since CI installs what an engine needs."""
 
 import os
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack import engine
+import docker_engine as engine
 from tests.compose.engine import compose_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def docker_engine():
 @pytest.fixture(scope="session")
 def container_images(compose_available):
     """Every image the stack is built from or runs, present in the engine (stand-ins where needed)."""
-    result = subprocess.run([sys.executable, "-m", "devstack.standins"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "standins"], capture_output=True, text=True,
                             timeout=1800, cwd=ROOT)
     if result.returncode != 0:
         unavailable(f"scripts/standins failed: {result.stderr.strip()}")

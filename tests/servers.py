@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from common.broker import connection_parameters
-from devstack.throwaway import drop, server_env, throwaway_env, unreachable
+from runlocal.throwaway import drop, server_env, throwaway_env, unreachable
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = secrets.token_hex(4)

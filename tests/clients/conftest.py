@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.media import make_video
+from sample_media import make_video
 from tests.servers import ADMIN, ready_run_local, stack_environment
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from devstack.media import audio_seconds
+from sample_media import audio_seconds
 from tests.clients.conftest import MAX_UPLOAD_MB
 from tests.clients.terminal import run_in_terminal
 from tests.servers import ROOT, free_port

@@ -6,8 +6,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from devstack.media import audio_seconds
 from gateway.api.page import CONTENT_SECURITY_POLICY
+from sample_media import audio_seconds
 from tests.clients.conftest import MAX_UPLOAD_MB
 
 pytestmark = pytest.mark.integration

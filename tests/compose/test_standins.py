@@ -1,4 +1,4 @@
-"""scripts/standins (devstack.standins): the images it provides are exactly those compose.yaml and the
+"""scripts/standins (standins): the images it provides are exactly those compose.yaml and the
 Dockerfiles name; a second run changes nothing; a stand-in says what it stands in for; a real image
 is never replaced."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devstack import standins
+from standins import build as standins
 from tests.containers import docker
 
 pytestmark = pytest.mark.compose
@@ -40,7 +40,7 @@ def test_the_wanted_images_are_read_from_compose_yaml_and_the_dockerfiles():
 
 
 def test_a_second_run_changes_nothing_and_every_stand_in_names_its_image(container_images):
-    again = subprocess.run([sys.executable, "-m", "devstack.standins"], capture_output=True, text=True,
+    again = subprocess.run([sys.executable, "-m", "standins"], capture_output=True, text=True,
                            timeout=600, cwd=ROOT, check=True).stdout
     assert all(line.endswith(("(kept)", "no stand-in recipe")) for line in again.splitlines()), again
     for image in standins.wanted_images():

@@ -18,8 +18,8 @@ from common import storage
 from common.consumer import consumer
 from common.settings import ConverterSettings, load
 from converter.handler import Converter
-from devstack.media import make_video
-from devstack.throwaway import environment, running_stack
+from runlocal.throwaway import environment, running_stack
+from sample_media import make_video
 from tests.servers import ADMIN, ROOT, Client, free_port, stack_environment
 
 pytestmark = pytest.mark.faults

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common import storage
-from devstack.media import module_posing_as_matroska
-from devstack.throwaway import running_stack
+from runlocal.throwaway import running_stack
+from sample_media import module_posing_as_matroska
 from tests.servers import ADMIN, Client, stack_environment
 
 pytestmark = pytest.mark.faults

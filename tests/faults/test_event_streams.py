@@ -9,7 +9,7 @@ import psutil
 import pytest
 import requests
 
-from devstack.throwaway import running_stack
+from runlocal.throwaway import running_stack
 from tests.faults.conftest import gunicorn_gateway, wait_until
 from tests.servers import ADMIN
 

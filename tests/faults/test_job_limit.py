@@ -5,7 +5,7 @@ sending a large file. Deleting a job frees its place."""
 
 import pytest
 
-from devstack.throwaway import running_stack
+from runlocal.throwaway import running_stack
 from tests.faults.conftest import gunicorn_gateway
 from tests.servers import ADMIN, Client, stack_environment
 

@@ -5,8 +5,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from common import storage
-from devstack.media import make_video
-from devstack.throwaway import running_stack
+from runlocal.throwaway import running_stack
+from sample_media import make_video
 from tests.servers import ADMIN, Client
 
 pytestmark = pytest.mark.faults

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import pytest
 
 from common.consumer import MAX_BACKOFF_SECONDS
-from devstack.throwaway import drop
+from runlocal.throwaway import drop
 from tests.faults.conftest import TCPProxy, stop_process, wait_until
 from tests.servers import free_port
 

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from common.http_worker import HEADER_SECONDS, IDLE_SECONDS
-from devstack.throwaway import running_stack
+from runlocal.throwaway import running_stack
 from tests.faults.conftest import gunicorn_gateway
 from tests.servers import ADMIN
 

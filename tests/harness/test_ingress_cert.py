@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack import ingress_cert
+import ingress_cert
 
 ROOT = Path(__file__).resolve().parents[2]
 

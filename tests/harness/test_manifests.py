@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devstack import ingress_cert
+import ingress_cert
 from tests.harness.k8s_stack import (
     APP_SERVICES,
     BACKING_SERVICES,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from devstack.throwaway import running_stack
+from runlocal.throwaway import running_stack
 from tests.servers import ADMIN, Client, stack_environment
 
 TOKEN_CACHE_SECONDS = 2

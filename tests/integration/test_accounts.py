@@ -11,7 +11,7 @@ import requests
 
 from auth import delete_user
 from common import storage
-from devstack.throwaway import environment
+from runlocal.throwaway import environment
 from tests.integration.conftest import TOKEN_CACHE_SECONDS
 from tests.integration.test_flow import create_user
 from tests.servers import ROOT, Client

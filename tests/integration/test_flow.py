@@ -9,7 +9,7 @@ import pytest
 
 from common.jobs import Jobs
 from common.storage import connect, object_id
-from devstack.media import audio_seconds
+from sample_media import audio_seconds
 from tests.servers import ADMIN, ROOT, Client, queue_depth
 
 pytestmark = pytest.mark.integration

@@ -20,8 +20,8 @@ from auth.app import create_app
 from auth.database import engine_for
 from auth.users import UserStore
 from common.settings import AuthSettings, MySQLSettings, load
-from devstack.database import prepare
-from devstack.throwaway import environment
+from runlocal.database import prepare
+from runlocal.throwaway import environment
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""The mongo stand-in (tests/standins/mongo) without Docker: its server on a real socket, driven by
+"""The mongo stand-in (tools/standins/images/mongo) without Docker: its server on a real socket, driven by
 pymongo as the services drive it, and its mongosh running health checks and initdb scripts."""
 
 import io
@@ -13,7 +13,7 @@ import pytest
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-sys.path.insert(0, str(Path(__file__).parent / "mongo"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "standins" / "images" / "mongo"))
 
 from mongo_standin import server, shell
 

@@ -11,7 +11,7 @@ from pymongo.errors import ServerSelectionTimeoutError
 
 from common import storage
 from common.jobs import Jobs
-from common.removal import Removal
+from common.removal import JobDeletion
 from common.settings import ConverterSettings, load
 from converter.cleanup import Cleanup
 
@@ -110,7 +110,7 @@ class Crash(BaseException):
 
 def test_a_crash_in_the_middle_of_a_sweep_leaves_nothing_visible_and_the_next_sweep_finishes(memory_db):
     jobs = [job_with_files(memory_db, timedelta(days=10)) for _ in range(4)]
-    real = Removal.finish
+    real = JobDeletion.finish
     finished = []
 
     def dies_after_two(removal, job):
@@ -120,7 +120,7 @@ def test_a_crash_in_the_middle_of_a_sweep_leaves_nothing_visible_and_the_next_sw
         real(removal, job)
         finished.append(job["_id"])
 
-    with mock.patch.object(Removal, "finish", dies_after_two), pytest.raises(Crash):
+    with mock.patch.object(JobDeletion, "finish", dies_after_two), pytest.raises(Crash):
         cleanup(memory_db, retention_days=7).sweep(NOW)
 
     hidden = [job for job in jobs if not visible(memory_db, job)]
@@ -197,8 +197,8 @@ def test_deleting_an_account_takes_all_its_jobs_and_files_and_leaves_others_alon
     theirs = job_with_files(memory_db, timedelta(hours=1), owner="bob@example.com")
     only_theirs = {"jobs": 1, "videos.files": 1, "videos.chunks": 2, "mp3s.files": 1, "mp3s.chunks": 2}
 
-    assert Removal(memory_db).delete_all_owned(OWNER) == 3
+    assert JobDeletion(memory_db).delete_all_owned(OWNER) == 3
     assert stored_counts(memory_db) == only_theirs
     assert Jobs(memory_db).list_owned(OWNER, 100) == []
     assert visible(memory_db, theirs)
-    assert Removal(memory_db).delete_all_owned(OWNER) == 0  # again: nothing left, nothing breaks
+    assert JobDeletion(memory_db).delete_all_owned(OWNER) == 0  # again: nothing left, nothing breaks

@@ -12,16 +12,16 @@ from pymongo.errors import AutoReconnect, OperationFailure
 from tenacity import wait_none
 
 from common import storage
-from common.broker import Action
-from common.consumer import Delivery, outcome_of
+from common.consumer import outcome_of
+from common.handler import Action, Delivery
 from common.jobs import Jobs
-from common.removal import Removal
+from common.removal import JobDeletion
 from common.settings import ConverterSettings, load
-from converter import containers, ffmpeg
+from converter import ffmpeg, streamable
 from converter import handler as converter_handler
 from converter.ffmpeg import Cancelled, ConversionFailed, convert
 from converter.handler import Converter
-from devstack.media import audio_seconds, make_video, module_posing_as_matroska
+from sample_media import audio_seconds, make_video, module_posing_as_matroska
 
 SETTINGS = dict(rabbitmq_url="amqp://guest:guest@127.0.0.1/", video_queue="video", mp3_queue="mp3", max_attempts=3)
 
@@ -84,13 +84,13 @@ def test_a_video_that_reads_front_to_back_is_piped_to_ffmpeg_and_any_other_goes_
     assert isinstance(sources[0], Path) is not streamed
 
 
-@pytest.mark.parametrize(("name", "streamable"), [
+@pytest.mark.parametrize(("name", "expected"), [
     ("faststart.mp4", True), ("video.mkv", True), ("video.mov", True), ("plain.mp4", False),
     ("truncated.mp4", True), ("text.mp4", False), ("empty.mp4", False),
 ])
-def test_only_matroska_and_an_mp4_with_its_index_first_count_as_streamable(samples, name, streamable):
+def test_only_matroska_and_an_mp4_with_its_index_first_count_as_streamable(samples, name, expected):
     with samples[name].open("rb") as video:
-        assert containers.streamable(video) is streamable
+        assert streamable.is_streamable(video) is expected
         assert video.tell() == 0
 
 
@@ -135,7 +135,7 @@ def test_storage_lost_while_piping_stops_ffmpeg_and_hands_the_message_back(conve
                                                                             monkeypatch):
     job, message = queue_upload(memory_db, long_video)
     real_open = converter._videos.open_download_stream
-    monkeypatch.setattr(containers, "streamable", lambda video: True)
+    monkeypatch.setattr(streamable, "is_streamable", lambda video: True)
     monkeypatch.setattr(converter._videos, "open_download_stream", lambda fid: BreaksOff(real_open(fid)))
 
     assert deliver(converter, message).action is Action.REQUEUE
@@ -346,7 +346,7 @@ def test_a_job_deleted_while_converting_stops_ffmpeg_stores_nothing_and_is_acked
 
     def owner_deletes_at_the_first_report(job_id, percent):
         if not reports:
-            assert Removal(memory_db).delete_owned(job_id, "alice@example.com")
+            assert JobDeletion(memory_db).delete_owned(job_id, "alice@example.com")
         reports.append(percent)
         return real_progress(job_id, percent)
 
@@ -376,7 +376,7 @@ def test_a_job_deleted_between_storing_its_mp3_and_finishing_keeps_no_mp3(conver
 
     def store_then_owner_deletes(mp3, job_doc):
         mp3_fid = real_store(mp3, job_doc)
-        assert Removal(memory_db).delete_owned(job["_id"], "alice@example.com")
+        assert JobDeletion(memory_db).delete_owned(job["_id"], "alice@example.com")
         return mp3_fid
 
     with mock.patch.object(converter, "_store", side_effect=store_then_owner_deletes):
@@ -388,7 +388,7 @@ def test_a_job_deleted_between_storing_its_mp3_and_finishing_keeps_no_mp3(conver
 
 def test_a_job_deleted_before_its_turn_is_acked_without_converting(converter, memory_db, samples):
     job, message = queue_upload(memory_db, samples["faststart.mp4"])
-    assert Removal(memory_db).delete_owned(job["_id"], "alice@example.com")
+    assert JobDeletion(memory_db).delete_owned(job["_id"], "alice@example.com")
 
     with mock.patch("converter.handler.convert") as conversion:
         outcome = deliver(converter, message)

@@ -11,7 +11,7 @@ from werkzeug.serving import make_server
 
 from common import storage
 from common.jobs import Jobs
-from gateway import events
+from gateway import job_stream
 from gateway.app import create_app
 from tests.sse import read_events
 from tests.unit.gateway_double import ALICE_TOKEN, BOB_TOKEN, FakeAuth, gateway_settings
@@ -23,7 +23,7 @@ STEP = 0.25  # how long each state lasts: several polls at the test's POLL_SECON
 
 @pytest.fixture
 def gateway_url(settings, memory_db, fake_publisher, monkeypatch):
-    monkeypatch.setattr(events, "POLL_SECONDS", 0.02)
+    monkeypatch.setattr(job_stream, "POLL_SECONDS", 0.02)
     app = create_app(settings, db=memory_db, publisher=fake_publisher, auth=FakeAuth())
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -121,7 +121,7 @@ def test_last_event_id_resumes_without_repeats(gateway_url, memory_db, job_id):
 
 
 def test_an_idle_stream_sends_comment_heartbeats(gateway_url, job_id, monkeypatch):
-    monkeypatch.setattr(events, "HEARTBEAT_SECONDS", 0.1)
+    monkeypatch.setattr(job_stream, "HEARTBEAT_SECONDS", 0.1)
     with stream(gateway_url, job_id) as response:
         lines = []
         for line in response.iter_lines(decode_unicode=True):
@@ -175,7 +175,7 @@ def test_event_ids_grow_through_a_retry_after_a_crash():
 
     life = [job("queued", 0, 0), job("converting", 0, 1), job("converting", 70, 1),
             job("converting", 0, 2), job("converting", 100, 2), job("done", 100, 2)]
-    ids = [events.event_id(state) for state in life]
+    ids = [job_stream.event_id(state) for state in life]
     assert ids == sorted(set(ids))
-    assert events.event_id(job("failed", 0, 3)) > events.event_id(job("converting", 100, 3))
-    assert events.last_event_id("garbage") == -1
+    assert job_stream.event_id(job("failed", 0, 3)) > job_stream.event_id(job("converting", 100, 3))
+    assert job_stream.last_event_id("garbage") == -1

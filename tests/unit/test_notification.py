@@ -11,10 +11,10 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from common import storage
-from common.broker import Action
-from common.consumer import Delivery, outcome_of
+from common.consumer import outcome_of
+from common.handler import Action, Delivery
 from common.jobs import Jobs
-from common.removal import Removal
+from common.removal import JobDeletion
 from common.settings import NotificationSettings, load
 from notification.handler import Notifier
 
@@ -177,7 +177,7 @@ def test_malformed_messages_are_dead_lettered(memory_db, body):
 def test_a_job_deleted_before_its_notification_is_acked_quietly(memory_db, caplog, deleted):
     job = done_job(memory_db)
     if deleted == "hidden":
-        assert Removal(memory_db).delete_owned(job["_id"], job["owner"])
+        assert JobDeletion(memory_db).delete_owned(job["_id"], job["owner"])
     else:
         Jobs(memory_db).delete(job["_id"])
     notifier = Notifier(load(NotificationSettings, **BASE), memory_db)

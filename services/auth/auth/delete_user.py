@@ -20,7 +20,7 @@ from pymongo.errors import PyMongoError
 from auth import emails
 from auth.create_user import user_store
 from common import storage
-from common.removal import Removal
+from common.removal import JobDeletion
 from common.settings import MongoSettings, MySQLSettings, load
 
 
@@ -51,7 +51,7 @@ def main(argv=None, prog="python -m auth.delete_user") -> int:
               "MongoDB (they go when it stops); only this process's are deleted.", file=sys.stderr)
     db = jobs_database(mongo)
     account_deleted = user_store(load(MySQLSettings)).delete(email)
-    jobs_deleted = Removal(db).delete_all_owned(email)
+    jobs_deleted = JobDeletion(db).delete_all_owned(email)
     if not account_deleted and not jobs_deleted:
         raise SystemExit(f"No user {email} and no jobs of theirs.")
     print(f"Deleted {'user ' + email if account_deleted else 'no user (already gone)'} "

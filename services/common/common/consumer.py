@@ -15,7 +15,6 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pika
@@ -23,7 +22,8 @@ from pika.exceptions import AMQPError
 from pymongo.errors import ConnectionFailure
 
 from common import metrics, telemetry
-from common.broker import Action, Outcome, Reject, connection_parameters, declare_topology, publish
+from common.broker import connection_parameters, declare_topology, publish
+from common.handler import Action, Delivery, Handler, Outcome, Reject
 from common.healthcheck import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -31,16 +31,6 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 MAX_BACKOFF_SECONDS = 15.0
 
-
-@dataclass(frozen=True)
-class Delivery:
-    body: bytes
-    redelivered: bool
-
-
-# A handler gets the delivery and an event that is set when it should give up early
-# (shutdown, or the connection that delivered the message is gone).
-Handler = Callable[[Delivery, threading.Event], Outcome]
 
 
 @dataclass
@@ -52,11 +42,12 @@ class _Work:
 
 
 class Consumer:
-    def __init__(self, *, url: str, queue: str, queues, handler: Handler,
+    def __init__(self, *, url: str, queue: str, queues, handler: Handler, prioritised: bool = False,
                  heartbeat_file: str = "", shutdown_grace_seconds: float = 20.0, tracer_provider=None):
         self.queue = queue
         self._url = url
         self._queues = tuple(queues)
+        self._prioritised = (queue,) if prioritised else ()
         self._handler = handler
         self._heartbeat = Heartbeat(heartbeat_file)
         self._grace = shutdown_grace_seconds
@@ -87,7 +78,7 @@ class Consumer:
         connection = pika.BlockingConnection(connection_parameters(self._url))
         try:
             channel = connection.channel()
-            declare_topology(channel, self._queues)
+            declare_topology(channel, self._queues, self._prioritised, migrates=True)
             channel.basic_qos(prefetch_count=1)
             confirming = connection.channel()
             confirming.confirm_delivery()
@@ -186,33 +177,11 @@ def outcome_of(handler: Handler, delivery: Delivery, cancel: threading.Event, qu
         return Outcome.requeue(repr(error))
 
 
-def serve(settings_class, queue_of, handler_of, publishes_to=lambda settings: (), companions=()) -> None:
-    """The main() of a consumer service: settings, logging, storage, then consume until SIGTERM.
-
-    queue_of(settings) names the queue to consume; handler_of(settings, db) makes the handler;
-    publishes_to(settings) names the queues its handler publishes to. Each of `companions`, called as
-    (settings, db), makes a task whose run(stop) works beside the consumer in a thread of its own until
-    SIGTERM."""
-    from common import logs, storage
-    from common.service import stop_on_signals
-    from common.settings import load
-
-    settings = load(settings_class)
-    logs.configure(settings.log_level)
-    metrics.serve(settings.metrics_port)
-    db = storage.connect(settings.mongodb_uri, settings.mongodb_db)
-    stop = stop_on_signals()
-    for companion in companions:
-        task = companion(settings, db)
-        threading.Thread(target=task.run, args=(stop,), name=type(task).__name__, daemon=True).start()
-    consumer(settings, queue_of(settings), handler_of(settings, db), publishes_to(settings)).run(stop)
-
-
 def consumer(settings, queue: str, handler: Handler, publishes_to=()) -> Consumer:
     """A consumer of `queue` configured from a service's ConsumerSettings. It declares the queues it uses,
     `queue` and those its handler publishes to, and no others: each service's broker user may touch only
-    its own (init/rabbitmq-definitions.sh)."""
+    its own (init/rabbitmq-definitions.sh). The video queue is a priority queue (common.broker)."""
     return Consumer(url=settings.rabbitmq_url, queue=queue, queues=(queue, *publishes_to),
-                    handler=handler, heartbeat_file=settings.heartbeat_file,
+                    handler=handler, prioritised=queue == settings.video_queue, heartbeat_file=settings.heartbeat_file,
                     shutdown_grace_seconds=settings.shutdown_grace_seconds,
                     tracer_provider=telemetry.tracer_provider(settings))

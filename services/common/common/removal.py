@@ -21,7 +21,7 @@ from common.jobs import Jobs
 log = logging.getLogger(__name__)
 
 
-class Removal:
+class JobDeletion:
     def __init__(self, db: Database):
         self._jobs = Jobs(db)
         self._videos = storage.bucket(db, storage.VIDEOS)

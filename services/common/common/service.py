@@ -1,4 +1,5 @@
-"""Start-up of a service process: logging, signals, and gunicorn for the HTTP services."""
+"""Start-up of a service process, both kinds side by side: serve_http (gunicorn, for auth and the gateway)
+and serve_consumer (a queue consumer, for the converter and notification); logging and signals for both."""
 
 import logging
 import os
@@ -21,6 +22,28 @@ def stop_on_signals() -> threading.Event:
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
     return stop
+
+
+def serve_consumer(settings_class, queue_of, handler_of, publishes_to=lambda settings: (), background_tasks=()) -> None:
+    """The main() of a consumer service: settings, logging, storage, then consume until SIGTERM.
+
+    queue_of(settings) names the queue to consume; handler_of(settings, db) makes the handler;
+    publishes_to(settings) names the queues its handler publishes to. Each of `background_tasks`, called as
+    (settings, db), makes a task whose run(stop) works beside the consumer in a thread of its own until
+    SIGTERM."""
+    from common import storage
+    from common.consumer import consumer
+    from common.settings import load
+
+    settings = load(settings_class)
+    logs.configure(settings.log_level)
+    metrics.serve(settings.metrics_port)
+    db = storage.connect(settings.mongodb_uri, settings.mongodb_db)
+    stop = stop_on_signals()
+    for task_class in background_tasks:
+        task = task_class(settings, db)
+        threading.Thread(target=task.run, args=(stop,), name=type(task).__name__, daemon=True).start()
+    consumer(settings, queue_of(settings), handler_of(settings, db), publishes_to(settings)).run(stop)
 
 
 def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bool, log_level: str,

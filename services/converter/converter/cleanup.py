@@ -25,7 +25,7 @@ from pymongo.errors import PyMongoError
 
 from common import storage
 from common.jobs import Jobs
-from common.removal import Removal
+from common.removal import JobDeletion
 from common.settings import ConverterSettings
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class Cleanup:
         self._settings = settings
         self._db = db
         self._jobs = Jobs(db)
-        self._removal = Removal(db)
+        self._deletion = JobDeletion(db)
 
     def run(self, stop: threading.Event) -> None:
         """Sweep now, then every CLEANUP_INTERVAL_SECONDS, until `stop` is set."""
@@ -55,12 +55,12 @@ class Cleanup:
         now = now or datetime.now(UTC)
         finished = 0
         for job in list(self._jobs.hidden()):
-            self._removal.finish(job)
+            self._deletion.finish(job)
             finished += 1
         expired = 0
         if self._settings.retention_days:
             cutoff = now - timedelta(days=self._settings.retention_days)
-            expired = sum(self._removal.delete(job) for job in list(self._jobs.untouched_since(cutoff)))
+            expired = sum(self._deletion.delete(job) for job in list(self._jobs.untouched_since(cutoff)))
         orphans = self._delete_orphans(storage.VIDEOS, now - ORPHAN_GRACE, self._jobs.recorded_videos)
         orphans += self._delete_orphans(storage.MP3S, now - ORPHAN_GRACE, self._jobs_of_mp3s)
         if finished or expired or orphans:

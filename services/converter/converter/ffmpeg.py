@@ -2,7 +2,7 @@
 
 One ffmpeg process per file: it reads the video from a seekable temp file, or from its standard
 input when the caller hands it a stream (only for containers that can be read front to back: see
-converter.containers; ffmpeg reading a non-faststart MP4 from a pipe exits 0 with an empty result),
+converter.streamable; ffmpeg reading a non-faststart MP4 from a pipe exits 0 with an empty result),
 drops every stream but the first audio one, and writes an MP3.
 The result is checked against the source before it counts: a truncated video decodes "fine"
 into a short MP3, so the MP3 must last as long as the source says it does.

@@ -11,7 +11,7 @@ conversion stored in the race is removed), and the message is acked: nothing is 
 is neither handed back nor dead-lettered.
 
 The video reaches ffmpeg straight from GridFS through a pipe when its container can be read front
-to back (converter.containers), and through a temp file otherwise.
+to back (converter.streamable), and through a temp file otherwise.
 
 Storage does not grow: unless KEEP_VIDEOS is true, the video is removed once its job is final (the
 MP3 stored and recorded, or the job failed).
@@ -30,12 +30,11 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from common import metrics, storage, telemetry
-from common.broker import Outcome
-from common.consumer import Delivery
+from common.handler import Delivery, Outcome
 from common.jobs import FINAL, JobGone, Jobs, Status, mp3_name
-from common.removal import Removal
+from common.removal import JobDeletion
 from common.settings import ConverterSettings
-from converter import containers
+from converter import streamable
 from converter.ffmpeg import Cancelled, ConversionFailed, convert
 
 log = logging.getLogger(__name__)
@@ -55,7 +54,7 @@ class Converter:
     def __init__(self, settings: ConverterSettings, db: Database):
         self._settings = settings
         self._jobs = Jobs(db)
-        self._removal = Removal(db)
+        self._deletion = JobDeletion(db)
         self._videos = storage.bucket(db, storage.VIDEOS)
         self._mp3s = storage.bucket(db, storage.MP3S)
 
@@ -126,7 +125,7 @@ class Converter:
         """The stored video, open, when ffmpeg can read it front to back (its bytes are then read
         during the ffmpeg span); None when it needs a seekable copy."""
         video = storage.rereadable(self._videos.open_download_stream(video_fid))
-        if containers.streamable(video):
+        if streamable.is_streamable(video):
             return video
         video.close()
         return None
@@ -150,7 +149,7 @@ class Converter:
     @storage_retry
     def _remove_leftovers(self, job_id: str) -> None:
         """Delete MP3s that an earlier attempt stored but never recorded on the job."""
-        self._removal.delete_mp3s(job_id)
+        self._deletion.delete_mp3s(job_id)
 
     def _drop_video(self, job: dict) -> None:
         """The job is final: its video has served (unless KEEP_VIDEOS). Retention removes it later

@@ -13,8 +13,8 @@ from common.http import error_response, install_json_errors
 from common.settings import GatewaySettings
 from gateway.api import download, events, health, jobs, login, page, reference, upload
 from gateway.auth_client import AuthClient, AuthUnavailable
-from gateway.context import EXTENSION, Gateway
-from gateway.uploads import MIB
+from gateway.context import EXTENSION, GatewayDeps
+from gateway.filenames import MIB
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ ROUTES = (page, login, upload, jobs, events, download, health, reference)
 def create_app(settings: GatewaySettings, *, db: Database, publisher: Publisher, auth: AuthClient) -> Flask:
     app = Flask(__name__, static_folder=None)  # every route is one of openapi.yaml's
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_mb * MIB + MULTIPART_OVERHEAD
-    app.extensions[EXTENSION] = Gateway.build(settings, db, publisher, auth)
+    app.extensions[EXTENSION] = GatewayDeps.build(settings, db, publisher, auth)
     install_json_errors(app)
 
     @app.errorhandler(AuthUnavailable)

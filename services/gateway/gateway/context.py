@@ -9,7 +9,7 @@ from pymongo.database import Database
 from common import storage
 from common.broker import Publisher
 from common.jobs import Jobs
-from common.removal import Removal
+from common.removal import JobDeletion
 from common.settings import GatewaySettings
 from gateway.auth_client import AuthClient
 from gateway.login_limit import LoginLimit
@@ -18,11 +18,11 @@ EXTENSION = "mp3converter.gateway"
 
 
 @dataclass(frozen=True)
-class Gateway:
+class GatewayDeps:
     settings: GatewaySettings
     db: Database
     jobs: Jobs
-    removal: Removal
+    deletion: JobDeletion
     videos: gridfs.GridFSBucket
     mp3s: gridfs.GridFSBucket
     publisher: Publisher
@@ -30,13 +30,13 @@ class Gateway:
     login_limit: LoginLimit
 
     @classmethod
-    def build(cls, settings: GatewaySettings, db: Database, publisher: Publisher, auth: AuthClient) -> "Gateway":
-        return cls(settings=settings, db=db, jobs=Jobs(db), removal=Removal(db),
+    def build(cls, settings: GatewaySettings, db: Database, publisher: Publisher, auth: AuthClient) -> "GatewayDeps":
+        return cls(settings=settings, db=db, jobs=Jobs(db), deletion=JobDeletion(db),
                    videos=storage.bucket(db, storage.VIDEOS), mp3s=storage.bucket(db, storage.MP3S),
                    publisher=publisher, auth=auth,
                    login_limit=LoginLimit(settings.login_attempts_per_client, settings.trusted_proxies))
 
 
-def gateway() -> Gateway:
-    """The current app's Gateway (inside a request)."""
+def gateway() -> GatewayDeps:
+    """The current app's GatewayDeps (inside a request)."""
     return current_app.extensions[EXTENSION]

@@ -13,8 +13,7 @@ import threading
 from pymongo.database import Database
 
 from common import telemetry
-from common.broker import Outcome
-from common.consumer import Delivery
+from common.handler import Delivery, Outcome
 from common.jobs import JobGone, Jobs, Status
 from common.settings import NotificationSettings
 from notification.mail import Mailer, subject_text

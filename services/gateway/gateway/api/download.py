@@ -8,7 +8,7 @@ from common.http import error_response
 from common.jobs import mp3_name
 from gateway.access import login_required
 from gateway.context import gateway
-from gateway.uploads import download_name
+from gateway.filenames import download_name
 
 blueprint = Blueprint("download", __name__)
 

@@ -1,11 +1,11 @@
-"""GET /jobs/<job_id>/events: the caller's job, live, as Server-Sent Events (gateway/events.py)."""
+"""GET /jobs/<job_id>/events: the caller's job, live, as Server-Sent Events (gateway/job_stream.py)."""
 
 from flask import Blueprint, Response, g, request
 
 from common.http import error_response
 from gateway.access import login_required
 from gateway.context import gateway
-from gateway.events import disconnect_probe, follow, last_event_id
+from gateway.job_stream import disconnect_probe, follow, last_event_id
 
 blueprint = Blueprint("events", __name__)
 

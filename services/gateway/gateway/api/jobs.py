@@ -40,6 +40,6 @@ def show_job(job_id):
 @blueprint.delete("/jobs/<job_id>")
 @login_required
 def delete_job(job_id):
-    if not gateway().removal.delete_owned(job_id, g.owner):
+    if not gateway().deletion.delete_owned(job_id, g.owner):
         return error_response(404, "job_not_found", NOT_FOUND)
     return Response(status=204)

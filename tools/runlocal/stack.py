@@ -1,0 +1,123 @@
+"""Start auth, gateway, converter and notification as threads of this process.
+
+The same app factories and consumers as the images, served by werkzeug's threaded server instead
+of gunicorn. Ports may be 0 (the tests): the gateway is pointed at wherever auth really listens.
+"""
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+import requests
+from werkzeug.serving import make_server
+
+from auth import schema
+from auth.app import create_app as create_auth_app
+from auth.app import ensure_admin
+from auth.database import engine_for
+from auth.users import UserStore
+from common import metrics, storage
+from common.consumer import consumer
+from common.settings import AuthSettings, ConverterSettings, GatewaySettings, NotificationSettings, load
+from converter.cleanup import Cleanup
+from converter.handler import Converter
+from gateway.__main__ import build as build_gateway
+from notification.handler import Notifier
+from runlocal.database import prepare
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stack:
+    gateway_url: str
+    auth_url: str
+    metrics_url: str
+    _stop: threading.Event
+    _servers: list
+    _threads: list = field(default_factory=list)
+
+    def wait_ready(self, timeout: float = 60, require_consumers: bool = True) -> None:
+        """Until the gateway's /readyz answers 200 (with scope=gateway: not waiting for consumers)."""
+        url = f"{self.gateway_url}/readyz" + ("" if require_consumers else "?scope=gateway")
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                last = requests.get(url, timeout=5)
+                if last.status_code == 200:
+                    return
+            except requests.RequestException as error:
+                last = error
+            time.sleep(0.2)
+        raise TimeoutError(f"the stack did not become ready in {timeout} s: {getattr(last, 'text', last)}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        for server in self._servers:
+            server.shutdown()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+
+def _serve(app, port: int, name: str, threads: list):
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    thread.start()
+    threads.append(thread)
+    return server
+
+
+def start(*, auth_port: int | None = None, gateway_port: int | None = None, metrics_port: int | None = None,
+          converters: int = 1) -> Stack:
+    """Start everything from the environment (already holding .env's values); return once listening.
+
+    The consumers' metrics are served once, on METRICS_PORT, for all of them: they share this process."""
+    auth_settings = load(AuthSettings)
+    prepare(auth_settings)
+    engine = engine_for(auth_settings)
+    schema.upgrade(engine)
+    store = UserStore(engine)
+    ensure_admin(store, auth_settings)
+    threads: list = []
+    auth_server = _serve(create_auth_app(auth_settings, store),
+                         auth_settings.auth_port if auth_port is None else auth_port, "auth", threads)
+    auth_url = f"http://127.0.0.1:{auth_server.server_port}"
+
+    gateway_settings = load(GatewaySettings, auth_svc_address=auth_url)
+    if gateway_port is None:
+        gateway_port = gateway_settings.gateway_port
+    gateway_server = _serve(build_gateway(gateway_settings), gateway_port, "gateway", threads)
+
+    stop = threading.Event()
+    converter_settings = load(ConverterSettings)
+    notification_settings = load(NotificationSettings)
+    db = storage.connect(converter_settings.mongodb_uri, converter_settings.mongodb_db)
+    metrics_port = metrics.serve(converter_settings.metrics_port if metrics_port is None else metrics_port,
+                                 "127.0.0.1")
+    workers = [consumer(converter_settings, converter_settings.video_queue, Converter(converter_settings, db),
+                        publishes_to=(converter_settings.mp3_queue,))
+               for _ in range(converters)]
+    notifier = Notifier(notification_settings, db)
+    workers.append(consumer(notification_settings, notification_settings.mp3_queue, notifier))
+    for index, worker in enumerate(workers):
+        thread = threading.Thread(target=worker.run, args=(stop,), name=f"{worker.queue}-{index}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    # One cleanup per process, as each converter container has.
+    cleanup = threading.Thread(target=Cleanup(converter_settings, db).run, args=(stop,), name="cleanup", daemon=True)
+    cleanup.start()
+    threads.append(cleanup)
+    return Stack(gateway_url=f"http://127.0.0.1:{gateway_server.server_port}", auth_url=auth_url,
+                 metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
+                 _stop=stop, _servers=[auth_server, gateway_server], _threads=threads)
+
+
+def apply_dotenv(path) -> None:
+    """Variables from .env, where the environment does not set them already."""
+    from dotenv import dotenv_values
+
+    for name, value in dotenv_values(path).items():
+        os.environ.setdefault(name, value or "")

@@ -1,0 +1,5 @@
+import sys
+
+from standins.build import main
+
+sys.exit(main())
