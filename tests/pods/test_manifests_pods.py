@@ -38,10 +38,7 @@ def gateway(stack) -> str:
 
 @pytest.fixture(scope="module")
 def client(gateway, stack_env) -> Client:
-    client = Client(gateway)
-    response = client.login(stack_env["ADMIN_EMAIL"], stack_env["ADMIN_PASSWORD"])
-    assert response.status_code == 200, response.text
-    return client
+    return Client.as_admin(gateway, stack_env)
 
 
 def mp3_duration(path) -> float:
