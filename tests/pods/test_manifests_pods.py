@@ -19,7 +19,9 @@ pytestmark = pytest.mark.timeout(1800)
 
 VIDEO_SECONDS = 5.0
 STEADY_SECONDS = 60
-LONG_SECONDS = 900  # a tiny picture and a long sound track: several seconds of conversion
+# A tiny picture and a long sound track: a conversion longer than the converter's SIGTERM grace
+# (SHUTDOWN_GRACE_SECONDS, 20 s), so that a deleted pod hands the job back unfinished.
+LONG_SECONDS = 7200
 
 
 @pytest.fixture(scope="module")
