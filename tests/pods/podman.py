@@ -99,6 +99,9 @@ class Stack:
         for path, content in plan.files.items():
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(content)
+        for path in plan.empty_dirs:
+            Path(path).mkdir(parents=True)
+            Path(path).chmod(0o777)
         for name, content in plan.secrets.items():
             podman("secret", "create", name, "-", stdin=content)
             self.secrets.append(name)

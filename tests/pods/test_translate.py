@@ -8,6 +8,7 @@ import pytest
 from tests.pods.translate import (
     NOT_MODELLED,
     config_map_files,
+    empty_dirs_empty,
     expand,
     plan,
     podman_secret,
@@ -104,6 +105,15 @@ def test_a_config_map_key_mounted_by_sub_path_becomes_a_file_of_its_own():
         {"name": "init", "mountPath": "/etc/mq"},
         {"name": "init-1", "mountPath": "/etc/mq/conf.d/90.conf", "readOnly": True}]
     assert spec["volumes"][1] == {"name": "init-1", "hostPath": {"path": "/files/mq-init/mq.conf", "type": "File"}}
+
+
+def test_an_empty_dir_becomes_a_fresh_directory_of_the_host():
+    source = workload({"name": "app", "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]})
+    source["spec"]["template"]["spec"]["volumes"] = [{"name": "tmp", "emptyDir": {}}, {"name": "c", "configMap": {}}]
+    result, made = empty_dirs_empty(source, "/files")
+    assert made == ["/files/db-tmp"]
+    assert result["spec"]["template"]["spec"]["volumes"] == [
+        {"name": "tmp", "hostPath": {"path": "/files/db-tmp", "type": "Directory"}}, {"name": "c", "configMap": {}}]
 
 
 def test_a_service_names_the_workloads_its_selector_picks():

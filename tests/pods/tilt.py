@@ -16,7 +16,9 @@ as `sh -c STEP` in the container.
 
 from __future__ import annotations
 
+import copy
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -56,11 +58,12 @@ def helper_image(build: ImageBuild) -> str:
 
 
 def ensure_restart_helper(ref: str, workdir: Path) -> None:
-    """REF in the Docker engine: pulled where it can be, else its stand-in (restart_helper/) built. A real
-    image already there is kept."""
-    if docker_image_id(ref) is not None:
+    """REF in the Docker engine: pulled where it can be, else its stand-in (restart_helper/) built, again
+    each time (Docker's cache makes an unchanged one cheap). A real image already there is kept."""
+    if docker_image_id(ref) is not None and not is_standin(ref):
         return
-    if subprocess.run(["docker", "pull", "--quiet", ref], capture_output=True, check=False).returncode == 0:
+    if docker_image_id(ref) is None and subprocess.run(["docker", "pull", "--quiet", ref], capture_output=True,
+                                                       check=False).returncode == 0:
         return
     context = workdir / "restart-helper"
     shutil.copytree(HERE / "restart_helper", context, dirs_exist_ok=True)
@@ -70,6 +73,12 @@ def ensure_restart_helper(ref: str, workdir: Path) -> None:
     result = subprocess.run(["docker", "build", "--quiet", "-t", ref, str(context)], capture_output=True, text=True,
                             check=False)
     assert result.returncode == 0, f"building the stand-in for {ref}: {result.stderr}"
+
+
+def is_standin(ref: str) -> bool:
+    labels = subprocess.run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", ref],
+                            capture_output=True, text=True, check=True).stdout
+    return HELPER_LABEL in (json.loads(labels) or {})
 
 
 def build_images(run: TiltRun, dev_images: dict[str, str], workdir: Path) -> dict[str, str]:
@@ -96,7 +105,7 @@ def deployed_objects(run: TiltRun, deployed: dict[str, str]) -> list[dict]:
     build's entrypoint as the container's command."""
     builds = deployed_builds(run)
     objects = []
-    for obj in run.objects:
+    for obj in copy.deepcopy(run.objects):
         if obj["kind"] in ("Deployment", "StatefulSet"):
             for container in obj["spec"]["template"]["spec"]["containers"]:
                 build = builds.get(container["image"])

@@ -15,6 +15,9 @@ turned into what it runs the same way, one small function per difference.
 - A ConfigMap key mounted with ``subPath`` (one file among others in a directory): podman 4.3 mounts the
   whole ConfigMap there, as a directory. ``config_map_files`` mounts the key's content as that file
   instead, read-only, from a file written for it on the host.
+- An emptyDir: podman 4.3 makes it a volume and copies the image's files at the mount point into it
+  (Kubernetes starts it empty, which is what hides an image's /tmp/.restart-proc). ``empty_dirs_empty``
+  mounts a fresh empty directory of the host instead (one per workload: its replicas share it).
 - A Service: pods are named ``<workload>-pod-<n>``, and podman knows no Services. Each workload is
   played on its own, with a network alias for each Service whose selector picks its pods:
   ``service_aliases``.
@@ -112,6 +115,20 @@ def config_map_files(workload: dict, configmaps: dict, directory: str) -> tuple[
     return workload, files
 
 
+def empty_dirs_empty(workload: dict, directory: str) -> tuple[dict, list[str]]:
+    """WORKLOAD with each emptyDir volume a host directory under DIRECTORY (to be made empty, open to
+    every user as Kubernetes makes an emptyDir), and the list of those directories."""
+    workload = copy.deepcopy(workload)
+    made = []
+    for volume in pod_spec(workload).get("volumes", []):
+        if "emptyDir" in volume:
+            path = f"{directory}/{workload['metadata']['name']}-{volume['name']}"
+            del volume["emptyDir"]
+            volume["hostPath"] = {"path": path, "type": "Directory"}
+            made.append(path)
+    return workload, made
+
+
 def expand(value: str, known: dict) -> str:
     """Kubernetes' expansion of an env value: $(NAME) of a variable in KNOWN is replaced, $$ is a $,
     anything else stays as written."""
@@ -203,6 +220,7 @@ class Plan:
     plays: list[Play]
     secrets: dict[str, bytes] = field(default_factory=dict)  # podman secret name -> content
     files: dict[str, str] = field(default_factory=dict)  # host path -> content (config_map_files)
+    empty_dirs: list[str] = field(default_factory=list)  # host directories (empty_dirs_empty)
     left_out: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) podman cannot model
 
 
@@ -229,6 +247,8 @@ def plan(objects: list[dict], directory: str) -> Plan:
         workload = without_published_ports(workload)
         workload, files = config_map_files(workload, configmaps, directory)
         result.files.update(files)
+        workload, empty_dirs = empty_dirs_empty(workload, directory)
+        result.empty_dirs += empty_dirs
         documents[-1] = workload
         used = [configmaps[name] for name in sorted(references(workload, "configMap"))]
         result.plays.append(Play(
