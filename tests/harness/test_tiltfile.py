@@ -17,8 +17,6 @@ from tests.harness.k8s_stack import APP_SERVICES, REPO_ROOT, build, container, n
 from tests.harness.tilt_stubs import RestartContainer, Run, Sync, TiltfileError, evaluate_tiltfile
 
 CONSUMERS = ("converter", "notification")
-# restart_process builds the image the Tiltfile names on top of this one (tests/pods runs both).
-BASE_SUFFIX = "-tilt_docker_build_with_restart_base"
 BACKENDS = ("mysql", "mongodb", "rabbitmq")
 # The order compose.yaml's depends_on gives; test_parity.py checks the two agree.
 RESOURCE_DEPS = {
@@ -60,7 +58,7 @@ def copy_destination(name: str, source: str) -> str:
 
 @pytest.mark.parametrize("name", APP_SERVICES)
 def test_each_service_is_built_from_its_dockerfile_with_context_services(tilt, name):
-    build_ = tilt.build(image(name) + BASE_SUFFIX)
+    build_ = tilt.source_build(image(name))
     assert build_.context == "services"
     assert build_.dockerfile == f"services/{name}/Dockerfile"
     # Only what the image is made of triggers a build: the shared package and the service's own folder.
@@ -205,7 +203,7 @@ def test_the_root_kustomization_is_deployed(tilt, tilt_root):
 
 def test_every_built_image_is_deployed_and_every_app_image_is_built(tilt):
     images = {container(obj)["image"] for obj in named(tilt.objects, "Deployment").values()}
-    deployed = {build_.ref for build_ in tilt.builds if not build_.ref.endswith(BASE_SUFFIX)}
+    deployed = {build_.ref for build_ in tilt.deployed_builds()}
     assert images == deployed == {image(name) for name in APP_SERVICES}
 
 

@@ -41,6 +41,8 @@ WORKLOAD_KINDS = {
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
 # Extensions (`load('ext://NAME', ...)`), copied from their repository: tilt_extensions/NAME/Tiltfile.
 EXTENSIONS = Path(__file__).resolve().parent / "tilt_extensions"
+# restart_process's base_suffix default: the image the Tiltfile names is built on `<ref><suffix>`.
+RESTART_BASE_SUFFIX = "-tilt_docker_build_with_restart_base"
 
 
 class TiltfileError(Exception):
@@ -515,6 +517,17 @@ config = struct(
         found = [resource for resource in self.resources if resource.name == name]
         assert len(found) == 1, f"{len(found)} k8s_resource calls for {name!r}"
         return found[0]
+
+    def deployed_builds(self) -> list[ImageBuild]:
+        """The builds of the images the objects run (not the bases other builds start FROM)."""
+        images = {container["image"] for obj in self.workloads().values()
+                  for container in obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])}
+        return [build for build in self.builds if build.ref in images]
+
+    def source_build(self, name: str) -> ImageBuild:
+        """The build of NAME's own Dockerfile: the base restart_process builds NAME on, else NAME's."""
+        bases = [build for build in self.builds if image_name(build.ref) == name + RESTART_BASE_SUFFIX]
+        return bases[0] if bases else self.build(name)
 
     def build(self, name: str) -> ImageBuild:
         found = [build for build in self.builds if image_name(build.ref) == name]
