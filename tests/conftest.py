@@ -4,18 +4,15 @@ and for auth."""
 import threading
 from pathlib import Path
 
-import mongomock
-import mongomock.gridfs
 import pytest
 
 from common.broker import PublishError
+from runlocal import mongo
 from sample_media import sample_set
 
 ROOT = Path(__file__).resolve().parent.parent
 
 pytest_plugins = ["tests.servers", "tests.containers"]
-
-mongomock.gridfs.enable_gridfs_integration()
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +25,7 @@ def samples(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture
 def memory_db():
     """A fresh in-memory MongoDB database, as MONGODB_URI=memory gives the services."""
-    return mongomock.MongoClient(tz_aware=True)["test"]
+    return mongo.fresh_database()
 
 
 class FakePublisher:

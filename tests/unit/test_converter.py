@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 from unittest import mock
@@ -23,7 +24,8 @@ from converter.ffmpeg import Cancelled, ConversionFailed, convert
 from converter.handler import Converter
 from sample_media import audio_seconds, make_video, module_posing_as_matroska
 
-SETTINGS = dict(rabbitmq_url="amqp://guest:guest@127.0.0.1/", video_queue="video", mp3_queue="mp3", max_attempts=3)
+SETTINGS = dict(rabbitmq_url="amqp://guest:guest@127.0.0.1/", mongodb_uri="mongodb://unused/", video_queue="video",
+                mp3_queue="mp3", max_attempts=3)
 
 
 @pytest.fixture
@@ -236,7 +238,7 @@ def test_after_max_attempts_the_job_fails_instead_of_looping(converter, memory_d
 def test_transient_storage_errors_are_retried_then_succeed(converter, memory_db, samples):
     job, message = queue_upload(memory_db, samples["faststart.mp4"])
     mp3s = converter._mp3s
-    real_upload = mp3s.upload_from_stream
+    real_upload = mp3s.upload_from_chunks
     failures = iter([AutoReconnect("blip"), AutoReconnect("blip")])
 
     def flaky(*args, **kwargs):
@@ -245,7 +247,7 @@ def test_transient_storage_errors_are_retried_then_succeed(converter, memory_db,
             raise error
         return real_upload(*args, **kwargs)
 
-    with mock.patch.object(mp3s, "upload_from_stream", side_effect=flaky) as upload:
+    with mock.patch.object(mp3s, "upload_from_chunks", side_effect=flaky) as upload:
         outcome = deliver(converter, message)
 
     assert upload.call_count == 3
@@ -258,7 +260,7 @@ def test_storage_that_stays_down_hands_the_message_back_until_attempts_run_out(c
     the job stays open, so it converts once MongoDB answers; MAX_ATTEMPTS still bounds it."""
     job, message = queue_upload(memory_db, samples["faststart.mp4"])
 
-    with mock.patch.object(converter._mp3s, "upload_from_stream", side_effect=AutoReconnect("down")) as upload:
+    with mock.patch.object(converter._mp3s, "upload_from_chunks", side_effect=AutoReconnect("down")) as upload:
         outcomes = [deliver(converter, message, redelivered=n > 0) for n in range(4)]
 
     assert upload.call_count == 3 * 4
@@ -271,7 +273,7 @@ def test_storage_that_stays_down_hands_the_message_back_until_attempts_run_out(c
 
 def test_after_a_storage_outage_the_handed_back_job_converts_once(converter, memory_db, samples):
     job, message = queue_upload(memory_db, samples["faststart.mp4"])
-    with mock.patch.object(converter._mp3s, "upload_from_stream", side_effect=AutoReconnect("down")):
+    with mock.patch.object(converter._mp3s, "upload_from_chunks", side_effect=AutoReconnect("down")):
         assert deliver(converter, message).action is Action.REQUEUE
     assert Jobs(memory_db).get(job["_id"])["status"] == "converting"
 
@@ -317,7 +319,7 @@ def test_a_redelivery_while_mongodb_is_unreachable_is_handed_back_not_dead_lette
 
 def test_a_storage_error_that_is_not_an_outage_fails_the_job_with_a_reason(converter, memory_db, samples):
     job, message = queue_upload(memory_db, samples["faststart.mp4"])
-    with mock.patch.object(converter._mp3s, "upload_from_stream", side_effect=OperationFailure("bad document")):
+    with mock.patch.object(converter._mp3s, "upload_from_chunks", side_effect=OperationFailure("bad document")):
         outcome = deliver(converter, message)
     assert outcome.action is Action.REJECT
     failed = Jobs(memory_db).get(job["_id"])
@@ -398,17 +400,36 @@ def test_a_job_deleted_before_its_turn_is_acked_without_converting(converter, me
     assert stored_counts(memory_db) == dict.fromkeys(stored_counts(memory_db), 0)
 
 
-def test_the_video_goes_once_its_mp3_is_stored(converter, memory_db, samples):
+def test_the_video_goes_once_its_mp3_is_announced(converter, memory_db, samples):
     job, message = queue_upload(memory_db, samples["faststart.mp4"])
     before = stored_counts(memory_db)
 
-    assert deliver(converter, message).action is Action.ACK
+    outcome = deliver(converter, message)
+    assert outcome.action is Action.ACK
+    announced = stored_counts(memory_db)  # the user is not kept waiting for the video's removal
+    outcome.then()  # once the consumer has sent the announcement and acked the delivery
 
     after = stored_counts(memory_db)
     assert before["videos.files"] == 1 and before["videos.chunks"] >= 1
+    assert announced == before | {"mp3s.files": 1, "mp3s.chunks": announced["mp3s.chunks"]}
     assert (after["videos.files"], after["videos.chunks"]) == (0, 0)
     assert (after["mp3s.files"], after["jobs"]) == (1, 1)
     assert Jobs(memory_db).get(job["_id"])["status"] == "done"
+
+
+@pytest.mark.parametrize("name", ["plain.mp4", "silent.mp4"])
+def test_the_work_folder_goes_after_the_announcement_or_at_once_on_failure(converter, memory_db, samples, tmp_path,
+                                                                          monkeypatch, name):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    _job, message = queue_upload(memory_db, samples[name])  # plain.mp4: its index at the end, a temp copy
+
+    outcome = deliver(converter, message)
+    left = list(tmp_path.iterdir())
+    if outcome.then is not None:
+        outcome.then()
+
+    assert (outcome.action, len(left)) == ((Action.ACK, 1) if name == "plain.mp4" else (Action.REJECT, 0))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_keep_videos_keeps_the_video(memory_db, samples):
@@ -416,7 +437,9 @@ def test_keep_videos_keeps_the_video(memory_db, samples):
     _job, message = queue_upload(memory_db, samples["faststart.mp4"])
     before = stored_counts(memory_db)
 
-    assert deliver(converter, message).action is Action.ACK
+    outcome = deliver(converter, message)
+    assert outcome.action is Action.ACK
+    outcome.then()
 
     assert stored_counts(memory_db)["videos.chunks"] == before["videos.chunks"] > 0
 

@@ -16,6 +16,7 @@ from tests.unit.gateway.calls import (
     MIB,
     assert_nothing_stored,
     bearer,
+    multipart_body,
     upload,
 )
 from tests.unit.gateway_double import (
@@ -138,7 +139,10 @@ def test_a_chunked_upload_over_max_upload_mb_is_413_and_nothing_is_stored(client
 
 
 class ProbedBody(io.BytesIO):
-    """A request body that runs `probe` once, when the server has read half of it."""
+    """A request body that runs `probe` once, when the server has read half of it; like a socket, it
+    hands over at most what has arrived (PIECE bytes) at a time."""
+
+    PIECE = 64 * 1024
 
     def __init__(self, data: bytes, probe):
         super().__init__(data)
@@ -150,11 +154,11 @@ class ProbedBody(io.BytesIO):
 
     def read(self, size=-1):
         self._at()
-        return super().read(size)
+        return super().read(self.PIECE if size is None or size < 0 else min(size, self.PIECE))
 
     def readinto(self, buffer):
         self._at()
-        return super().readinto(buffer)
+        return super().readinto(memoryview(buffer)[:self.PIECE])
 
 
 def open_files_under(folder) -> list[str]:
@@ -164,11 +168,6 @@ def open_files_under(folder) -> list[str]:
         with contextlib.suppress(OSError):
             links.append(os.readlink(f"/proc/self/fd/{fd}"))
     return [link for link in links if link.startswith(str(folder))]
-
-
-def multipart_body(data: bytes, name: str = "clip.mp4", tail: bytes = b"\r\n--B--\r\n") -> bytes:
-    return (b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + name.encode() + b"\"\r\n"
-            b"Content-Type: video/mp4\r\n\r\n" + data + tail)
 
 
 def test_an_upload_goes_to_storage_without_a_temp_file(client, memory_db, video, tmp_path, monkeypatch):

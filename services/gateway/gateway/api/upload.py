@@ -1,12 +1,13 @@
 """POST /upload: a video in, a queued job out; nothing half-done stays behind when a step fails.
 
 One user cannot fill the queue: with MAX_ACTIVE_JOBS_PER_USER jobs queued or converting, the next
-upload is refused (429) before its body is read. Two uploads racing for the last place are counted
-again once their jobs exist, and the one that finds itself over the limit undoes itself.
+upload is refused (429) before its body is read. Nor can many uploads at once exhaust the gateway's
+memory: a process receives at most MAX_UPLOADS_IN_FLIGHT at a time (429 for the next, body unread).
+Two uploads racing for the last job place are counted again once their jobs exist, and the one that
+finds itself over the limit undoes itself.
 """
 
 import contextlib
-import itertools
 import logging
 
 from flask import Blueprint, g, jsonify, request
@@ -22,17 +23,21 @@ from gateway.access import login_required
 from gateway.context import gateway
 from gateway.filenames import MIB, clean_filename
 from gateway.multipart import FilePart, NotOneFile
+from gateway.places import in_one_of
 
 log = logging.getLogger(__name__)
 
 # Long enough for a short video to convert; the client may ask sooner with GET /jobs.
 RETRY_AFTER_SECONDS = 30
+# Uploads in flight end within seconds on a fast link.
+BUSY_RETRY_AFTER_SECONDS = 5
 
 blueprint = Blueprint("upload", __name__)
 
 
 @blueprint.post("/upload")
 @login_required
+@in_one_of(lambda: gateway().uploads, lambda limit: _busy(limit))
 def upload():
     """The body goes straight into GridFS as it arrives (no temp file): the first bytes are sniffed
     before anything is stored, and a body that breaks off, grows too large or holds another part
@@ -43,17 +48,16 @@ def upload():
     max_mb = gw.settings.max_upload_mb
     try:
         part = FilePart(request.stream, request.content_type)
-        data = part.chunks()
-        head = _head(data)
+        head = part.head(SNIFF_BYTES)
     except NotOneFile:
         return _not_one_file()
     if not head:
         return error_response(400, "empty_file", "The file is empty.")
-    content_type = video_type(head[:SNIFF_BYTES])
+    content_type = video_type(head)
     if content_type is None:
         return error_response(415, "not_a_video", "Upload a video file (mp4, mkv, mov, webm, avi, ...).")
     filename = clean_filename(part.filename)
-    sized = _Limited(max_mb * MIB, itertools.chain([head], data))
+    sized = _Limited(max_mb * MIB, part.chunks(gw.videos.chunk_size))
     try:
         video_fid = gw.videos.upload_from_chunks(
             filename, sized, metadata={"owner": g.owner, "content_type": content_type}
@@ -92,16 +96,6 @@ def _not_one_file():
                           "Send exactly one file, in the multipart field 'file', and no other field.")
 
 
-def _head(data) -> bytes:
-    """At least SNIFF_BYTES of the file (all of it when shorter)."""
-    head = b""
-    for chunk in data:
-        head += chunk
-        if len(head) >= SNIFF_BYTES:
-            break
-    return head
-
-
 class _Limited:
     """The chunks, counted; RequestEntityTooLarge as soon as they add up to more than `limit` bytes."""
 
@@ -114,6 +108,12 @@ class _Limited:
             if self.total > self.limit:
                 raise RequestEntityTooLarge()
             yield chunk
+
+
+def _busy(limit: int):
+    """More than MAX_UPLOADS_IN_FLIGHT uploads at once would take more memory than the gateway has."""
+    return error_response(429, "too_many_uploads", f"The gateway is receiving {limit} uploads already; "
+                                                    "send this one again in a moment.", BUSY_RETRY_AFTER_SECONDS)
 
 
 def _too_many_jobs(limit: int):
