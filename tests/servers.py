@@ -88,6 +88,14 @@ class Client:
     def headers(self):
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
+    @classmethod
+    def as_admin(cls, base_url: str, env: dict) -> "Client":
+        """A client logged in as the stack's administrator (ADMIN_EMAIL, ADMIN_PASSWORD of ENV)."""
+        client = cls(base_url)
+        response = client.login(env["ADMIN_EMAIL"], env["ADMIN_PASSWORD"])
+        assert response.status_code == 200, response.text
+        return client
+
     def login(self, email: str, password: str) -> requests.Response:
         response = self.http.post(f"{self.base}/login", auth=(email, password), timeout=30)
         if response.status_code == 200:

@@ -39,10 +39,7 @@ def short_video(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def client(gateway, stack_env) -> Client:
-    client = Client(gateway)
-    response = client.login(stack_env["ADMIN_EMAIL"], stack_env["ADMIN_PASSWORD"])
-    assert response.status_code == 200, response.text
-    return client
+    return Client.as_admin(gateway, stack_env)
 
 
 @pytest.fixture(scope="session")

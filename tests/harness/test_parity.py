@@ -87,7 +87,7 @@ def relative(path: str, root: Path) -> str:
 def test_the_same_app_services_run_in_both(compose_apps, k8s, tilt):
     assert set(compose_apps) == set(APP_SERVICES)
     assert set(named(k8s, "Deployment")) == set(APP_SERVICES)
-    assert {build_.ref for build_ in tilt.builds} == {f"mp3converter/{name}" for name in APP_SERVICES}
+    assert {build_.ref for build_ in tilt.deployed_builds()} == {f"mp3converter/{name}" for name in APP_SERVICES}
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
@@ -96,9 +96,10 @@ def test_the_same_image_from_the_same_dockerfile_and_context(name, compose_apps,
     context = Path(service["build"]["context"])
     dockerfile = context / service["build"]["dockerfile"]
     assert relative(str(context), repo_root) == "services"
-    build_ = tilt.build(f"mp3converter/{name}")
+    build_ = tilt.source_build(f"mp3converter/{name}")
     assert build_.context == relative(str(context), repo_root)
     assert build_.dockerfile == relative(str(dockerfile), repo_root) == f"services/{name}/Dockerfile"
+    build_ = tilt.build(f"mp3converter/{name}")
     assert service["image"] == container(named(k8s, "Deployment")[name])["image"] == build_.ref
     assert build_.ref == f"mp3converter/{name}", "qualified: an unqualified name would overwrite anyone's auth:latest"
 
@@ -267,7 +268,8 @@ def test_code_is_synced_to_the_same_places(name, compose_config, compose_env_fil
     dev = compose_config(env_file=compose_env_file, files=[repo_root / f for f in DEV_FILES])
     watch = dev["services"][name]["develop"]["watch"]
     # Both sync into the image's dev stage, whose code belongs to the service's user.
-    assert dev["services"][name]["build"]["target"] == tilt.build(f"mp3converter/{name}").kwargs["target"] == "dev"
+    target = tilt.source_build(f"mp3converter/{name}").kwargs["target"]
+    assert dev["services"][name]["build"]["target"] == target == "dev"
     compose_syncs = {
         relative(rule["path"], repo_root): rule["target"] for rule in watch if rule["action"].startswith("sync")
     }

