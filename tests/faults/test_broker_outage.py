@@ -11,8 +11,6 @@ import pytest
 from common import storage
 from tests.faults.conftest import InProcessConverter, wait_until
 
-pytestmark = pytest.mark.faults
-
 
 def rabbitmqctl(*args):
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)

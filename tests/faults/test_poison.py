@@ -4,15 +4,12 @@ converter goes on with the next message."""
 from urllib.parse import urlparse
 
 import pika
-import pytest
 
 from common import storage
 from common.broker import PERSISTENT, connection_parameters, dead_letter_queue, encode
 from common.jobs import Jobs
 from tests.faults.conftest import InProcessConverter, TCPProxy, wait_until
 from tests.servers import queue_depth
-
-pytestmark = pytest.mark.faults
 
 
 def publish_raw(env, body: bytes) -> None:

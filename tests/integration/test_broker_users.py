@@ -25,8 +25,6 @@ from common.broker import DEAD_LETTER_EXCHANGE, Publisher, dead_letter_queue, de
 from common.consumer import Consumer
 from common.handler import Outcome
 
-pytestmark = pytest.mark.integration
-
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "init/rabbitmq-definitions.sh"
 CONF = ROOT / "init/rabbitmq.conf"

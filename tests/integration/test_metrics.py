@@ -16,8 +16,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from common.broker import connection_parameters, dead_letter_queue
 from tests.servers import ADMIN, ROOT, Client, free_port
 
-pytestmark = pytest.mark.integration
-
 
 def scrape(url: str) -> dict[tuple, float]:
     """{(sample name, ((label, value), ...)): value} of a /metrics page."""
