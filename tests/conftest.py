@@ -55,16 +55,18 @@ class FakePublisher:
 
     def __init__(self):
         self.published: list[tuple[str, dict]] = []
+        self.priorities: list[int | None] = []
         self.fail = False
         self.consumers: dict[str, int] = {}
         self.depths: dict[str, int] = {}
         self.lock = threading.Lock()
 
-    def publish(self, queue: str, message: dict) -> None:
+    def publish(self, queue: str, message: dict, priority: int | None = None) -> None:
         if self.fail:
             raise PublishError("broker down (test)")
         with self.lock:
             self.published.append((queue, message))
+            self.priorities.append(priority)
 
     def consumer_count(self, queue: str) -> int:
         return self.consumers.get(queue, 0)

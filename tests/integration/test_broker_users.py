@@ -21,9 +21,17 @@ import pika
 import pytest
 from pika.exceptions import ChannelClosedByBroker
 
-from common.broker import DEAD_LETTER_EXCHANGE, Publisher, dead_letter_queue, declare_topology
+from common.broker import (
+    DEAD_LETTER_EXCHANGE,
+    PERSISTENT,
+    Publisher,
+    dead_letter_queue,
+    declare_topology,
+    queue_arguments,
+)
 from common.consumer import Consumer
 from common.handler import Outcome
+from common.queue_migration import declares
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "init/rabbitmq-definitions.sh"
@@ -119,7 +127,8 @@ def test_the_definitions_are_the_topology_common_broker_declares(broker):
         assert admin.queue_declare(queue, passive=True).method.queue == queue
         assert admin.queue_declare(dead_letter_queue(queue), passive=True)
     # And exactly as common.broker declares them: a declaration with other arguments would be refused.
-    declare_topology(admin, queues)
+    declare_topology(admin, queues, prioritised=(env["VIDEO_QUEUE"],))
+    assert declares(admin.connection, env["VIDEO_QUEUE"], queue_arguments(env["VIDEO_QUEUE"], prioritised=True))
     admin.connection.close()
 
 
@@ -136,14 +145,14 @@ def test_each_service_does_its_work_with_its_own_user(broker):
         delivered.set()
         return Outcome.ack()
 
-    converter = Consumer(url=urls["converter"], queue=video, queues=(video, mp3), handler=convert)
+    converter = Consumer(url=urls["converter"], queue=video, queues=(video, mp3), handler=convert, prioritised=True)
     notification = Consumer(url=urls["notification"], queue=mp3, queues=(mp3,), handler=notify)
     threads = [threading.Thread(target=c.run, args=(stop,), daemon=True) for c in (converter, notification)]
     for thread in threads:
         thread.start()
     try:
         assert converter.consuming.wait(30) and notification.consuming.wait(30), "a consumer was refused"
-        publisher = Publisher(urls["gateway"], (video,))
+        publisher = Publisher(urls["gateway"], (video,), prioritised=(video,))
         publisher.publish(video, {"job_id": "users-test"})
         assert publisher.consumer_count(mp3) == 1  # the gateway's readiness check, passive
         publisher.close()
@@ -205,6 +214,39 @@ def test_dead_letters_need_no_permission_of_the_consumer(broker):
         admin.connection.sleep(0.1)
         deadline_checks -= 1
     assert admin.queue_declare(dead_letter_queue(video), passive=True).method.message_count == 1
+    admin.connection.close()
+
+
+def test_the_converter_may_move_a_video_queue_from_before_priorities_over(broker):
+    """A broker whose data predates the priority queue keeps the old one; the converter's user rebuilds it."""
+    urls, env = broker
+    video = env["VIDEO_QUEUE"]
+    admin = channel(urls["admin"])
+    admin.queue_delete(video)
+    admin.queue_declare(video, durable=True, arguments=queue_arguments(video, prioritised=False))
+    admin.confirm_delivery()
+    admin.basic_publish("", video, b'{"job_id": "from-before"}', PERSISTENT, mandatory=True)
+    Publisher(urls["gateway"], (video,), prioritised=(video,)).publish(video, {"job_id": "meanwhile"}, priority=5)
+    got = []
+    both = threading.Event()
+    stop = threading.Event()
+
+    def convert(delivery, _cancel):
+        got.append(json.loads(delivery.body)["job_id"])
+        if len(got) == 2:
+            both.set()
+        return Outcome.ack()
+
+    converter = Consumer(url=urls["converter"], queue=video, queues=(video,), handler=convert, prioritised=True)
+    thread = threading.Thread(target=converter.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert both.wait(30), f"the converter got {got}"
+    finally:
+        stop.set()
+        thread.join(30)
+    assert sorted(got) == ["from-before", "meanwhile"]
+    assert declares(admin.connection, video, queue_arguments(video, prioritised=True))
     admin.connection.close()
 
 

@@ -93,7 +93,8 @@ def gunicorn_gateway(stack, stack_env, tmp_path):
             try:
                 if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            # A worker still starting may accept the connection and answer late: wait, as for a refusal.
+            except (requests.ConnectionError, requests.Timeout):
                 time.sleep(0.2)
         else:
             pytest.fail("gunicorn did not start")

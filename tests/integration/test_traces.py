@@ -199,6 +199,11 @@ def one_trace_of_four_services(spans: list[tuple[str, str, str]]) -> set:
     return {svc for tid, svc, _name in spans if tid == trace_id}
 
 
+def services_of_upload_trace(spans: list[tuple[str, str, str]]) -> set:
+    upload_traces = {trace_id for trace_id, _service, name in spans if name == "POST /upload"}
+    return {svc for tid, svc, _name in spans if tid in upload_traces} if len(upload_traces) == 1 else set()
+
+
 def upload_and_wait(client, samples):
     upload = client.upload(samples["faststart.mp4"])
     assert upload.status_code == 202, upload.text
@@ -268,9 +273,8 @@ def test_run_local_sends_the_spans_over_otlp(stack_env, samples):
             threading.Thread(target=read_lines, args=(process, []), daemon=True).start()
             upload_and_wait(client, samples)
             deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not any(
-                name.endswith(".otlp process") and svc == "notification" for _t, svc, name in Receiver.spans
-            ):
+            # Each service exports its own batches: wait until all four have sent theirs of the upload.
+            while time.monotonic() < deadline and services_of_upload_trace(Receiver.spans) != SERVICES:
                 time.sleep(0.2)
     finally:
         server.shutdown()

@@ -6,6 +6,10 @@
   4. throughput  N short videos with 1 and with 2 converter workers
   5. streams     50 open event streams on one gateway process: logins and uploads, CPU, release
   6. camera      upload -> done of camera-sized videos (75 MB, 466 MB) against raw ffmpeg; the 10th upload
+  7. overhead    a job's fixed cost from the services' spans (stored -> ffmpeg, ffmpeg -> done); 74 MB vs raw ffmpeg
+  8. fairness    user A's five 5-minute videos, then user B's 30 s clip: B's wait, fair queue against FIFO
+  9. capacity    20 users x three 3-minute phone clips, 1 and 2 converters: jobs/minute against raw ffmpeg
+  10. ingest     the gateway's upload path (socket, multipart, GridFS) against a plain socket read of the body
 
 Each comparison is made side by side in the same run and reported as a ratio against its target.
 The table is printed; the figures are saved as .bench/results-<time>.json (and .bench/latest.json,
@@ -27,8 +31,9 @@ from pathlib import Path
 
 from bench.util import BENCH_DIR, Row, markdown_table, median, seconds, table
 
-BENCHMARKS = ("conversion", "pipeline", "memory", "throughput", "streams", "camera")
-NEEDS_SERVERS = ("pipeline", "throughput", "streams", "camera")
+BENCHMARKS = ("conversion", "pipeline", "memory", "throughput", "streams", "camera", "overhead", "fairness",
+              "capacity", "ingest")
+NEEDS_SERVERS = ("pipeline", "throughput", "streams", "camera", "overhead", "fairness", "capacity")
 NOISY_CORES = 0.15
 
 

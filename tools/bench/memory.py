@@ -149,6 +149,29 @@ def spill_backed_db(name: str, spill_dir: Path):
     return db
 
 
+class StandInAuth:
+    """Auth for a gateway measured alone: every token is the bench user's."""
+
+    def validate(self, token):
+        return {"sub": "bench@example.com", "uid": "1", "admin": False}
+
+    def ping(self):
+        pass
+
+
+class StandInPublisher:
+    """The broker for a gateway measured alone: takes every message."""
+
+    def publish(self, queue, message, priority=None):
+        pass
+
+    def ping(self):
+        pass
+
+    def consumer_count(self, queue):
+        return 1
+
+
 def child_gateway(spill_dir: Path) -> None:
     """Serve the gateway; /__bench/reset and /__bench/report answer the memory figures."""
     import logging
@@ -160,28 +183,11 @@ def child_gateway(spill_dir: Path) -> None:
     from common.settings import GatewaySettings, load
     from gateway.app import create_app
 
-    class Auth:
-        def validate(self, token):
-            return {"sub": "bench@example.com", "admin": False}
-
-        def ping(self):
-            pass
-
-    class Publisher:
-        def publish(self, queue, message):
-            pass
-
-        def ping(self):
-            pass
-
-        def consumer_count(self, queue):
-            return 1
-
     settings = load(GatewaySettings, rabbitmq_url="amqp://unused/", auth_svc_address="http://127.0.0.1:9/",
                     mongodb_uri="memory", mongodb_db="bench_memory", max_upload_mb=4096)
     db = spill_backed_db("bench_memory", spill_dir)
     Jobs(db).ensure_indexes()
-    app = create_app(settings, db=db, publisher=Publisher(), auth=Auth())
+    app = create_app(settings, db=db, publisher=StandInPublisher(), auth=StandInAuth())
     state = {}
 
     def bench_app(environ, start_response):

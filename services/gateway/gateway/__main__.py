@@ -21,7 +21,7 @@ def build(settings: GatewaySettings):
     Jobs(db).ensure_indexes()
     storage.ensure_indexes(db)
     # It declares only the queue it publishes to: its broker user may touch no other.
-    publisher = Publisher(settings.rabbitmq_url, (settings.video_queue,))
+    publisher = Publisher(settings.rabbitmq_url, (settings.video_queue,), prioritised=(settings.video_queue,))
     auth = AuthClient(str(settings.auth_svc_address), settings.auth_timeout_seconds,
                       cache_seconds=settings.token_cache_seconds)
     return create_app(settings, db=db, publisher=publisher, auth=auth)

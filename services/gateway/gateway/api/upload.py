@@ -17,6 +17,7 @@ from common import metrics, telemetry
 from common.broker import PublishError
 from common.formats import SNIFF_BYTES, video_type
 from common.http import error_response
+from gateway import fairness
 from gateway.access import login_required
 from gateway.context import gateway
 from gateway.filenames import MIB, clean_filename
@@ -61,7 +62,7 @@ def upload():
         return _not_one_file()
     size = sized.total
     try:
-        job = gw.jobs.create(g.owner, filename, video_fid)
+        job = gw.jobs.create(g.owner, filename, video_fid, fairness.priority(*gw.jobs.backlog(g.owner)))
     except PyMongoError:
         with contextlib.suppress(PyMongoError):
             gw.videos.delete(video_fid)
@@ -72,7 +73,7 @@ def upload():
         return _too_many_jobs(gw.settings.max_active_jobs_per_user)
     message = {"job_id": str(job["_id"]), "video_fid": str(video_fid), "mp3_fid": None, "owner": g.owner}
     try:
-        gw.publisher.publish(gw.settings.video_queue, message)
+        gw.publisher.publish(gw.settings.video_queue, message, priority=job["priority"])
     except PublishError as error:
         # Nothing half-done stays behind: no job that never runs, no video nobody owns.
         log.error("could not queue the upload", extra={"job_id": message["job_id"], "error": str(error)})
