@@ -4,11 +4,10 @@ and for auth."""
 import threading
 from pathlib import Path
 
-import mongomock
-import mongomock.gridfs
 import pytest
 
 from common.broker import PublishError
+from runlocal import mongo
 from sample_media import cached_sample_set, default_cache
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,8 +32,6 @@ def pytest_collection_modifyitems(items):
             raise pytest.UsageError(f"{item.nodeid} is marked {sorted(foreign)}: its folder is its suite")
         item.add_marker(suite)
 
-mongomock.gridfs.enable_gridfs_integration()
-
 
 @pytest.fixture(scope="session")
 def samples() -> dict[str, Path]:
@@ -47,7 +44,7 @@ def samples() -> dict[str, Path]:
 @pytest.fixture
 def memory_db():
     """A fresh in-memory MongoDB database, as MONGODB_URI=memory gives the services."""
-    return mongomock.MongoClient(tz_aware=True)["test"]
+    return mongo.fresh_database()
 
 
 class FakePublisher:

@@ -272,3 +272,27 @@ def test_bad_variables_stop_the_broker_with_what_to_do(overrides, message, tmp_p
     result = write_definitions(env, tmp_path)
     assert result.returncode != 0 and message in result.stderr, result.stderr
     assert not (tmp_path / "definitions.json").exists(), "nothing is written when a variable is wrong"
+
+
+def test_the_gateway_may_read_the_depth_of_every_queue_it_reports(broker):
+    """GET /metrics reports each queue's depth (common.metrics.QueueDepths) from a passive declare, made
+    with the gateway's own user, which may declare only the video queue: RabbitMQ asks no permission
+    for a passive declare, so all four are read, the mp3 queues included."""
+    urls, env = broker
+    queues = [env["VIDEO_QUEUE"], env["MP3_QUEUE"]]
+    admin = channel(urls["admin"])
+    admin.confirm_delivery()
+    for queue in [*queues, *map(dead_letter_queue, queues)]:
+        admin.queue_purge(queue)  # what other tests left
+        admin.basic_publish("", queue, b'{"job_id": "depth"}', mandatory=True)
+    admin.connection.close()
+    publisher = Publisher(urls["gateway"], (env["VIDEO_QUEUE"],), prioritised=(env["VIDEO_QUEUE"],))  # as the gateway
+    try:
+        depths = {queue: publisher.queue_counts(queue)[0] for queue in [*queues, *map(dead_letter_queue, queues)]}
+    finally:
+        publisher.close()
+        purge = channel(urls["admin"])
+        for queue in depths:
+            purge.queue_purge(queue)
+        purge.connection.close()
+    assert depths == dict.fromkeys(depths, 1)

@@ -1,7 +1,7 @@
 """One upload is one trace across the four services and RabbitMQ, as run-local wires them.
 
 The spans are read with the SDK's in-memory exporter (added to every service's TracerProvider of this
-process), then as a person would get them: printed by `OTEL_TRACES_EXPORTER=console scripts/run-local`,
+process, runlocal.traces), then as a person would get them: printed by `OTEL_TRACES_EXPORTER=console scripts/run-local`,
 and sent over OTLP/HTTP to a receiver that decodes the protobuf as Jaeger does.
 """
 
@@ -18,12 +18,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from common import telemetry
 from common.broker import Publisher
 from common.consumer import Consumer
 from common.handler import Outcome
 from common.logs import JSONFormatter
 from common.settings import ConverterSettings, GatewaySettings, load
+from runlocal import traces
 from runlocal.throwaway import environment
 from tests.integration.test_flow import create_user
 from tests.servers import Client, free_port, ready_run_local
@@ -46,7 +46,7 @@ class Lines(logging.Handler):
 @pytest.fixture
 def memory_spans(stack):
     exporter = InMemorySpanExporter()
-    for provider in telemetry.providers():
+    for provider in traces.providers():
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     yield exporter
     exporter.shutdown()  # the processors stay on the providers; a shut-down exporter keeps nothing
@@ -142,9 +142,10 @@ def test_a_redelivery_starts_its_own_trace_linked_to_the_original(servers, stack
     own, linked to the publish, so that the upload's trace is not stretched over the wait."""
     queue = stack_env["VIDEO_QUEUE"] + ".redelivery"
     env = {**stack_env, "VIDEO_QUEUE": queue}
+    traces.install()  # as run-local does: the spans of the publish and the consumer go to their service
     with environment(env):
-        provider = telemetry.tracer_provider(load(ConverterSettings))
-        gateway_provider = telemetry.tracer_provider(load(GatewaySettings, auth_svc_address="http://127.0.0.1:1"))
+        provider = traces.provider_for(load(ConverterSettings))
+        gateway_provider = traces.provider_for(load(GatewaySettings, auth_svc_address="http://127.0.0.1:1"))
     exporter = InMemorySpanExporter()
     for each in (provider, gateway_provider):
         each.add_span_processor(SimpleSpanProcessor(exporter))

@@ -10,6 +10,7 @@
   8. fairness    user A's five 5-minute videos, then user B's 30 s clip: B's wait, fair queue against FIFO
   9. capacity    20 users x three 3-minute phone clips, 1 and 2 converters: jobs/minute against raw ffmpeg
   10. ingest     the gateway's upload path (socket, multipart, GridFS) against a plain socket read of the body
+  11. uploads    40 parallel 16 MiB uploads on one gateway process: peak memory, bounded against unbounded
 
 Each comparison is made side by side in the same run and reported as a ratio against its target.
 The table is printed; the figures are saved as .bench/results-<time>.json (and .bench/latest.json,
@@ -32,8 +33,8 @@ from pathlib import Path
 from bench.util import BENCH_DIR, Row, markdown_table, median, seconds, table
 
 BENCHMARKS = ("conversion", "pipeline", "memory", "throughput", "streams", "camera", "overhead", "fairness",
-              "capacity", "ingest")
-NEEDS_SERVERS = ("pipeline", "throughput", "streams", "camera", "overhead", "fairness", "capacity")
+              "capacity", "ingest", "uploads")
+NEEDS_SERVERS = ("pipeline", "throughput", "streams", "camera", "overhead", "fairness", "capacity", "uploads")
 NOISY_CORES = 0.15
 
 

@@ -66,18 +66,16 @@ def gateway_server():
 
     from werkzeug.serving import make_server
 
-    from common import storage
-    from common.jobs import Jobs
     from common.settings import GatewaySettings, load
-    from gateway.app import create_app
+    from gateway.__main__ import build
+    from runlocal import mongo
 
     settings = load(GatewaySettings, rabbitmq_url="amqp://unused/", auth_svc_address="http://127.0.0.1:9/",
                     mongodb_uri="memory", mongodb_db="bench_ingest", max_upload_mb=4096,
                     max_active_jobs_per_user=1000)
-    db = storage.connect("memory", "bench_ingest")
-    Jobs(db).ensure_indexes()
+    db = mongo.connect(mongo.MEMORY, "bench_ingest")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server("127.0.0.1", 0, create_app(settings, db=db, publisher=StandInPublisher(), auth=StandInAuth()),
+    server = make_server("127.0.0.1", 0, build(settings, db=db, publisher=StandInPublisher(), auth=StandInAuth()),
                          threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, db

@@ -6,13 +6,14 @@ in-process mongomock when MONGODB_URI is unset or `memory`. Ctrl-C or SIGTERM st
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
 from common import logs
 from common.service import stop_on_signals
 from common.settings import LoggingSettings, load
-from runlocal import stack
+from runlocal import mongo, stack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,6 +29,7 @@ def main(argv=None) -> int:
     else:
         print(f"No {args.env_file.name}: using the environment and defaults (scripts/init-env makes one).",
               file=sys.stderr)
+    os.environ.setdefault("MONGODB_URI", mongo.MEMORY)
     logs.configure(load(LoggingSettings).log_level)
     stop = stop_on_signals()
     running = stack.start(converters=args.converters)

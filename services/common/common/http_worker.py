@@ -19,37 +19,17 @@ gevent patches the standard library when the worker starts, before the app is bu
 modules (pymongo, pika, requests) must be imported by the app factory, not by the master, so that
 their sockets and locks are the cooperative ones (see gateway/__main__.py). CPU-bound work blocks a
 whole worker here, which is why auth, which hashes passwords, keeps gthread.
+
+The worker class, which overrides gunicorn's internals to do this, is common.patches.StreamingWorker.
 """
-
-from gunicorn.workers.base_async import AsyncWorker
-from gunicorn.workers.ggevent import GeventWorker
-
-from common import shutdown
 
 HEADER_SECONDS = 10
 IDLE_SECONDS = 30
 MAX_CONNECTIONS = 1000
 
-
-class StreamingWorker(GeventWorker):
-    def handle(self, listener, client, addr):
-        # GeventWorker.handle would make the socket blocking without a timeout.
-        client.settimeout(IDLE_SECONDS)
-        AsyncWorker.handle(self, listener, client, addr)
-
-    def handle_request(self, listener_name, req, sock, addr):
-        keep_alive = super().handle_request(listener_name, req, sock, addr)
-        if not self.alive:  # stopping: no next request on this connection, so the worker exits now
-            raise StopIteration
-        return keep_alive
-
-    def handle_exit(self, sig, frame):
-        shutdown.requested.set()
-        super().handle_exit(sig, frame)
-
-
 OPTIONS = {
-    "worker_class": f"{__name__}.StreamingWorker",
+    # The worker itself overrides gunicorn's internals, so it lives with the other patches, checked at start.
+    "worker_class": "common.patches.StreamingWorker",
     "worker_connections": MAX_CONNECTIONS,
     "keepalive": HEADER_SECONDS,
 }

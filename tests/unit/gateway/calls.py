@@ -33,6 +33,12 @@ def raw_upload(client, disposition: bytes, data: bytes, token: str = ALICE_TOKEN
                        content_type="multipart/form-data; boundary=BOUNDARY")
 
 
+def multipart_body(data: bytes, name: str = "clip.mp4", tail: bytes = b"\r\n--B--\r\n") -> bytes:
+    """The body of an upload with boundary B, written by hand."""
+    return (b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + name.encode() + b"\"\r\n"
+            b"Content-Type: video/mp4\r\n\r\n" + data + tail)
+
+
 def assert_nothing_stored(db, publisher) -> None:
     assert db["videos.files"].count_documents({}) == 0
     assert db["videos.chunks"].count_documents({}) == 0

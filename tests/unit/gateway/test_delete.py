@@ -91,7 +91,8 @@ def test_a_crash_in_the_middle_of_a_delete_leaves_nothing_a_user_can_see(client,
     assert job_list(client.get("/jobs", headers=bearer(ALICE_TOKEN)).get_json()) == []
     assert_json_error(client.delete(f"/jobs/{job_id}", headers=bearer(ALICE_TOKEN)), 404)
     # The converter's next cleanup finishes what the crash left.
-    Cleanup(load(ConverterSettings, rabbitmq_url="amqp://x/", retention_days=0), memory_db).sweep()
+    Cleanup(load(ConverterSettings, rabbitmq_url="amqp://x/", mongodb_uri="mongodb://unused/", retention_days=0),
+            memory_db).sweep()
     assert stored_counts(memory_db) == dict.fromkeys(stored_counts(memory_db), 0)
 
 
@@ -126,5 +127,5 @@ def test_delete_when_storage_fails_after_hiding_the_job_is_204_and_cleanup_finis
 
     monkeypatch.undo()
     assert_json_error(client.get(f"/jobs/{job_id}", headers=bearer(ALICE_TOKEN)), 404)
-    Cleanup(load(ConverterSettings, rabbitmq_url="amqp://x/"), memory_db).sweep()
+    Cleanup(load(ConverterSettings, rabbitmq_url="amqp://x/", mongodb_uri="mongodb://unused/"), memory_db).sweep()
     assert stored_counts(memory_db) == dict.fromkeys(stored_counts(memory_db), 0)
