@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from tests.servers import free_port
+from tests.servers import free_port, served_mongodb_uri
 
 READ_ENVIRON = """
 import sys
@@ -45,7 +45,7 @@ def converter_started(env: dict[str, str]) -> subprocess.Popen:
 def test_a_process_of_the_converters_user_cannot_read_its_environment(tmp_path):
     canary = f"CANARY_{secrets.token_hex(8)}"
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join(sys.path), canary: "a secret",
-           "MONGODB_URI": "memory", "RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/",
+           "MONGODB_URI": served_mongodb_uri(), "RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/",
            "METRICS_PORT": str(free_port()), "HEARTBEAT_FILE": str(tmp_path / "heartbeat"),
            "CLEANUP_INTERVAL_SECONDS": "3600"}
     converter = converter_started(env)
