@@ -2,7 +2,9 @@
 `file::test` names a test of that file, and every relative link leads somewhere. Paths in backticks
 count when they start with a top-level folder or file of the repository."""
 
+import functools
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,12 @@ LINK = re.compile(r"\]\(([^)\s]+)\)")
 CODE = re.compile(r"`([^`\s]+)`")
 # What a template, a glob or a shell word looks like: not one path.
 NOT_A_PATH = re.compile(r"[<>*$?{}|=]|\.\.\.")
+
+
+@functools.cache
+def repository_file_names() -> set[str]:
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return {Path(line).name for line in tracked.splitlines()} | {path.name for path in ROOT.rglob("*.md")}
 
 
 def cited_names(text: str) -> set[str]:
@@ -49,8 +57,7 @@ def test_every_path_the_docs_name_exists(doc):
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda path: path.relative_to(ROOT).as_posix())
 def test_every_file_the_docs_name_alone_is_somewhere_in_the_repository(doc):
-    names = {path.name for path in ROOT.rglob("*") if ".git" not in path.parts and ".venv" not in path.parts}
-    missing = sorted(cited_names(doc.read_text()) - names)
+    missing = sorted(cited_names(doc.read_text()) - repository_file_names())
     assert not missing, f"{doc.relative_to(ROOT)} names files the repository does not have: {missing}"
 
 
