@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
+pytestmark = pytest.mark.timeout(1800)
 
 PROBE = """
 import errno, json, os, sys
