@@ -15,7 +15,7 @@ TESTS = ROOT / "tests"
 # Each folder of tests/ is a suite, and its tests carry the marker of that name (declared in
 # pyproject.toml): a folder and `-m` select the same tests. scripts/test runs the first two by default.
 SUITES = ("unit", "harness", "wheels", "integration", "faults", "contract", "clients", "standins", "compose",
-          "watch", "devcontainer")
+          "watch", "devcontainer", "pods")
 
 pytest_plugins = ["tests.servers", "tests.containers"]
 

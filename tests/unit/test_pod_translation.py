@@ -6,7 +6,6 @@ import json
 import pytest
 
 from tests.pods.translate import (
-    NOT_MODELLED,
     config_map_files,
     empty_dirs_empty,
     expand,
@@ -124,20 +123,6 @@ def test_a_service_names_the_workloads_its_selector_picks():
         {"metadata": {"name": "external"}, "spec": {}},
     ]
     assert service_aliases(workload({"name": "db"}), services) == ["db", "db-x"]
-
-
-def test_the_real_build_is_planned_whole(manifests):
-    objects = manifests
-    result = plan(objects, "/files")
-    assert sorted(play.name for play in result.plays) == sorted(
-        obj["metadata"]["name"] for obj in objects if obj["kind"] in ("Deployment", "StatefulSet"))
-    for play in result.plays:
-        assert play.aliases == [play.name], "each workload answers to its own Service's name"
-        assert [doc["kind"] for doc in play.documents][-1] == "Deployment"
-        assert "$(" not in json.dumps(play.workload["spec"]["template"]["spec"]["containers"][0].get("env", []))
-        assert set(play.secrets) <= set(result.secrets)
-    left = {kind for kind, _ in result.left_out}
-    assert left <= set(NOT_MODELLED) and {"NetworkPolicy", "Ingress", "Service"} <= left
 
 
 def test_a_kind_without_translation_is_refused():
