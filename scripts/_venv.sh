@@ -9,7 +9,7 @@ PY="$VENV/bin/python"
 
 ensure_venv() {
   local stamp want
-  want=$(cat "${BASH_SOURCE[0]}" "$ROOT"/requirements-dev.txt "$ROOT"/services/*/requirements.txt "$ROOT"/clients/cli/requirements.txt | sha256sum | cut -c1-16)
+  want=$(cat "${BASH_SOURCE[0]}" "$ROOT"/requirements-dev.txt "$ROOT"/services/*/requirements*.txt "$ROOT"/clients/cli/requirements.txt | sha256sum | cut -c1-16)
   stamp="$VENV/.requirements-$want"
   [ -f "$stamp" ] && return 0
   echo "Preparing .venv (first run or requirements changed; log in .venv/install.log)..." >&2

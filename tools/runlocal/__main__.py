@@ -2,14 +2,18 @@
 
 Reads .env (variables already in the environment win). Needs MySQL and RabbitMQ; MongoDB is an
 in-process mongomock when MONGODB_URI is unset or `memory`. Ctrl-C or SIGTERM stops it.
+
+--debug (or DEBUG=true): a debugger may attach on 127.0.0.1:DEBUG_PORT (5678 unless set), one port for
+all four services, since they share this process (.vscode/launch.json: "run-local").
 """
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
-from common import logs
+from common import debugger, logs
 from common.service import stop_on_signals
 from common.settings import LoggingSettings, load
 from runlocal import stack
@@ -22,13 +26,17 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env-file", type=Path, default=ROOT / ".env", help="default: .env")
     parser.add_argument("--converters", type=int, default=1, help="converter workers (default 1)")
+    parser.add_argument("--debug", action="store_true", help="listen for a debugger on 127.0.0.1:DEBUG_PORT")
     args = parser.parse_args(argv)
+    if args.debug:
+        os.environ["DEBUG"] = "true"
     if args.env_file.exists():
         stack.apply_dotenv(args.env_file)
     else:
         print(f"No {args.env_file.name}: using the environment and defaults (scripts/init-env makes one).",
               file=sys.stderr)
     logs.configure(load(LoggingSettings).log_level)
+    debugger.listen_if_requested(host="127.0.0.1")
     stop = stop_on_signals()
     running = stack.start(converters=args.converters)
     try:

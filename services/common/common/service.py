@@ -6,7 +6,7 @@ import os
 import signal
 import threading
 
-from common import logs, metrics
+from common import debugger, logs, metrics
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ def serve_consumer(settings_class, queue_of, handler_of, publishes_to=lambda set
 
     settings = load(settings_class)
     logs.configure(settings.log_level)
+    debugger.listen_if_requested()
     metrics.serve(settings.metrics_port)
     db = storage.connect(settings.mongodb_uri, settings.mongodb_db)
     stop = stop_on_signals()
@@ -56,7 +57,10 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
 
     With `reload` (DEV_RELOAD), gunicorn starts new workers when a file changes. They are forked from
     this process, so app_factory must import the service's code itself, in the worker: what this process
-    imported before the change (settings, logging, this module) is what a new worker would run."""
+    imported before the change (settings, logging, this module) is what a new worker would run.
+
+    With DEBUG (common.debugger), one worker, which listens for the debugger once it is ready (after gevent
+    has patched it), and no worker timeout: a worker paused at a breakpoint is not killed."""
     from gunicorn.app.base import BaseApplication
     from gunicorn.errors import AppImportError
 
@@ -85,6 +89,9 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
                 from common import http_worker
 
                 options.update(http_worker.OPTIONS)
+            if debugging is not None:
+                options.update(workers=1, timeout=0,
+                               post_worker_init=lambda _worker: debugger.listen(debugging.debug_port))
             for key, value in options.items():
                 self.cfg.set(key, value)
 
@@ -98,7 +105,8 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
                 raise AppImportError(str(error.code)) from None
 
     logs.configure(log_level)
-    if workers > 1 and not os.environ.get(metrics.MULTIPROCESS_DIR):
+    debugging = debugger.requested()
+    if workers > 1 and not os.environ.get(metrics.MULTIPROCESS_DIR) and debugging is None:
         log.warning("metrics will not add up: each of the %d workers counts alone; set %s to an empty folder "
                     "(the images do)", workers, metrics.MULTIPROCESS_DIR)
     Server().run()

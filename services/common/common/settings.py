@@ -132,6 +132,14 @@ class NotificationSettings(ConsumerSettings):
     smtp_starttls: bool = False
 
 
+class DebuggerSettings(_FromEnv):
+    """Development only (common.debugger): read by each process at start, apart from its service's settings,
+    so that production containers, which never get these, are unchanged."""
+
+    debug: bool = False
+    debug_port: Port = 5678
+
+
 SERVICE_SETTINGS = {
     "auth": AuthSettings,
     "gateway": GatewaySettings,
