@@ -46,6 +46,8 @@ def listen(port: int, host: str = CONTAINER) -> None:
     """Listen for a debugger on host:port, and go on running without waiting for one to attach."""
     if _gevent_patched():
         os.environ.setdefault("GEVENT_SUPPORT", "True")
+    # Its warning about the standard library's frozen modules would be the one line of a log that is not JSON.
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     import debugpy
 
     debugpy.listen((host, port))
