@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import recipe
+
 APP_SERVICES = ("auth", "gateway", "converter", "notification")
 BACKING_SERVICES = ("mysql", "mongodb", "rabbitmq")
 FLASK_SERVICES = {"auth": 5000, "gateway": 8080}
@@ -72,9 +74,9 @@ def seconds(duration: str) -> float:
     return sum(float(value) * unit[name] for value, name in parts)
 
 
-def copy_command(dockerfile: Path):
-    """(source, destination) of each COPY in a Dockerfile (flags dropped)."""
-    for line in dockerfile.read_text().splitlines():
+def copy_command(dockerfile_text: str):
+    """(source, destination) of each COPY in a Dockerfile's text (flags dropped)."""
+    for line in dockerfile_text.splitlines():
         words = line.split()
         if words and words[0].upper() == "COPY":
             args = [w for w in words[1:] if not w.startswith("--")]
@@ -163,8 +165,9 @@ def test_rabbitmq_image_has_the_management_ui(compose_model):
 def test_app_services_are_built_from_services_dir(compose_model, repo_root, name):
     service = compose_model["services"][name]
     assert Path(service["build"]["context"]) == repo_root / "services"
-    assert service["build"]["dockerfile"] == f"{name}/Dockerfile"
-    assert (repo_root / "services" / name / "Dockerfile").is_file()
+    # The one recipe of the four, told which service to build.
+    assert service["build"]["dockerfile"] == "Dockerfile" and repo_root / "services/Dockerfile" == recipe.RECIPE
+    assert service["build"]["args"] == recipe.build_args(name)
     # Qualified: an unqualified `auth` would overwrite anyone's auth:latest.
     assert service["image"] == f"mp3converter/{name}"
     # Never a stale or foreign image of the same name: always built from this checkout.
@@ -184,7 +187,7 @@ def test_outside_watch_the_code_is_read_only_and_only_tmp_is_writable(compose_mo
     assert "develop" not in service, "watch belongs to compose.override.yaml: it needs the dev image"
     dev = dev_model["services"][name]
     assert dev["build"]["target"] == "dev" and not dev.get("read_only", False)
-    stages = re.findall(r"^FROM \S+ AS (\w+)$", (repo_root / "services" / name / "Dockerfile").read_text(), re.M)
+    stages = re.findall(r"^FROM \S+ AS (\w+)$", recipe.for_service(name), re.M)
     assert stages[-1] == "runtime", "the default stage (the last) is the one with root-owned code"
     assert {"dev", "runtime"} <= set(stages)
 
@@ -294,7 +297,7 @@ def test_watch_syncs_code_and_rebuilds_on_requirements(dev_model, repo_root, nam
     code_action = "sync" if name in FLASK_SERVICES else "sync+restart"
     syncs = {Path(r["path"]).relative_to(repo_root).as_posix(): r for r in rules if r["action"] != "rebuild"}
     assert set(syncs) == {f"services/{name}/{name}", "services/common/common"}
-    copies = dict(copy_command(repo_root / "services" / name / "Dockerfile"))
+    copies = dict(copy_command(recipe.for_service(name)))
     for path, rule in syncs.items():
         assert rule["action"] == code_action, path
         assert (repo_root / path).is_dir(), f"watch path {path} does not exist"
@@ -303,7 +306,7 @@ def test_watch_syncs_code_and_rebuilds_on_requirements(dev_model, repo_root, nam
         assert copies.get(source) == rule["target"], f"{path} -> {rule['target']}, COPY {copies}"
         assert "__pycache__/" in rule.get("ignore", [])
     rebuilds = {Path(r["path"]).relative_to(repo_root).as_posix() for r in rules if r["action"] == "rebuild"}
-    assert {f"services/{name}/requirements.txt", "services/common/requirements.txt"} <= rebuilds
+    assert {f"services/{name}/requirements.txt", "services/common/requirements.txt", "services/Dockerfile"} <= rebuilds
     for path in rebuilds:
         assert (repo_root / path).is_file(), path
     if name in FLASK_SERVICES:

@@ -28,9 +28,14 @@ if [ "$1 $2" = "image ls" ]; then
 fi
 [ "$1 $2" = "image build" ] || { echo "fake minikube: unexpected $*" >&2; exit 64; }
 shift 2
-tag="" file="Dockerfile"
+tag="" file="Dockerfile" opts=""
 while [ $# -gt 1 ]; do
-  case "$1" in -t|--tag) tag=$2; shift 2 ;; -f|--file) file=$2; shift 2 ;; *) echo "fake: $1?" >&2; exit 64 ;; esac
+  case "$1" in
+    -t|--tag) tag=$2; shift 2 ;;
+    -f|--file) file=$2; shift 2 ;;
+    --build-opt=*) opts="$opts --${1#--build-opt=}"; shift ;;  # handed to the runtime's build as --<opt>
+    *) echo "fake: $1?" >&2; exit 64 ;;
+  esac
 done
 context=$1
 case "$file" in /*) dockerfile=$file ;; *) dockerfile="$context/$file" ;; esac
@@ -41,6 +46,10 @@ warn() {  # what klog prints, then minikube exits 0
   exit 0
 }
 [ -f "$dockerfile" ] || warn "unable to prepare context: lstat $dockerfile: no such file or directory"
+# The recipe's own check of its build argument (docker build --build-arg=SERVICE=<name>).
+if grep -q '^ARG SERVICE$' "$dockerfile"; then
+  case "$opts" in *" --build-arg=SERVICE="?*) ;; *) warn "SERVICE: pass --build-arg SERVICE=auth, ..." ;; esac
+fi
 case " ${FAKE_FAIL:-} " in *" $name "*) warn "The command '/bin/sh -c pip install' returned a non-zero code: 1" ;; esac
 case " ${FAKE_FAIL_QUIETLY:-} " in *" $name "*) exit 0 ;; esac
 case "$name" in */*) ;; *) name="library/$name" ;; esac
@@ -83,12 +92,20 @@ def test_the_fake_behaves_as_minikube_does_with_the_old_documented_command(minik
     assert images() == []
 
 
+def test_the_fake_fails_a_build_of_the_recipe_that_does_not_name_the_service(minikube):
+    run, _calls, images = minikube
+    result = run(command=["minikube", "image", "build", "-t", "mp3converter/auth", "-f", "Dockerfile", "services"])
+    assert result.returncode == 0 and "Failed to build image" in result.stderr
+    assert images() == []
+
+
 def test_it_builds_the_four_images_with_the_dockerfile_relative_to_the_context(minikube):
     run, calls, images = minikube
     result = run()
     assert result.returncode == 0, result.stderr
     builds = [call for call in calls() if " image build " in call]
-    expected = [f"minikube image build -t mp3converter/{name} -f {name}/Dockerfile services" for name in APP_SERVICES]
+    expected = [f"minikube image build -t mp3converter/{name} -f Dockerfile --build-opt=build-arg=SERVICE={name} "
+                "services" for name in APP_SERVICES]
     assert builds == expected
     assert images() == [f"docker.io/mp3converter/{name}:latest" for name in APP_SERVICES]
     assert "kubectl apply -k ." in result.stdout

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import recipe
 from tests.harness.k8s_stack import (
     APP_SERVICES,
     BACKING_SERVICES,
@@ -98,7 +99,8 @@ def test_the_same_image_from_the_same_dockerfile_and_context(name, compose_apps,
     assert relative(str(context), repo_root) == "services"
     build_ = tilt.build(f"mp3converter/{name}")
     assert build_.context == relative(str(context), repo_root)
-    assert build_.dockerfile == relative(str(dockerfile), repo_root) == f"services/{name}/Dockerfile"
+    assert build_.dockerfile == relative(str(dockerfile), repo_root) == "services/Dockerfile"
+    assert build_.kwargs["build_args"] == service["build"]["args"] == recipe.build_args(name)
     assert service["image"] == container(named(k8s, "Deployment")[name])["image"] == build_.ref
     assert build_.ref == f"mp3converter/{name}", "qualified: an unqualified name would overwrite anyone's auth:latest"
 

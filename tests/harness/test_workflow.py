@@ -117,7 +117,7 @@ def test_actionlint_and_shellcheck_do_fail_on_a_broken_workflow(tmp_path):
     """The check can fail: a wrong expression and an unquoted variable in a run step are both reported."""
     broken = tmp_path / ".github/workflows/ci.yml"
     broken.parent.mkdir(parents=True)
-    text = WORKFLOW.read_text().replace("${{ matrix.service }}/Dockerfile", "${{ matrix.servise }}/Dockerfile", 1)
+    text = WORKFLOW.read_text().replace("SERVICE=${{ matrix.service }}", "SERVICE=${{ matrix.servise }}", 1)
     text = text.replace('cut -d= -f2-)\n', 'cut -d= -f2-)\n          ls $EMAIL\n', 1)
     broken.write_text(text)
     result = subprocess.run([str(BIN / "actionlint"), "-shellcheck", str(BIN / "shellcheck"), "-no-color",

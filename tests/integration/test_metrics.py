@@ -76,8 +76,9 @@ def test_the_counters_move_by_what_a_flow_did(stack, stack_env, admin, samples):
 
 @pytest.fixture
 def gunicorn_gateway(stack, stack_env, tmp_path):
-    """`python -m gateway` as the image runs it: gunicorn, two workers, PROMETHEUS_MULTIPROC_DIR set. It asks
-    the stack's auth; its queues are its own, so that the stack's converter leaves its messages alone."""
+    """`python -m gateway` as compose and the manifests run it: gunicorn, two workers, PROMETHEUS_MULTIPROC_DIR
+    set. It asks the stack's auth; its queues are its own, so that the stack's converter leaves its messages
+    alone."""
     port = free_port()
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()

@@ -61,7 +61,7 @@ def sync_user():
     """Docker engines before 28 (moby/moby#34143) look the container's user up in the host's passwd
     database when compose watch copies files in as that user, and fail without an entry
     ("getent unable to find entry"). On such a host the images' uid gets a system user of its own."""
-    uid = re.search(r"^USER (\d+)", (ROOT / "services/gateway/Dockerfile").read_text(), re.MULTILINE)[1]
+    uid = re.search(r"^USER (\d+)", (ROOT / "services/Dockerfile").read_text(), re.MULTILINE)[1]
     if subprocess.run(["getent", "passwd", uid], capture_output=True).returncode == 0:
         return uid
     version = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,

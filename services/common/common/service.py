@@ -108,5 +108,5 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
     debugging = debugger.requested()
     if workers > 1 and not os.environ.get(metrics.MULTIPROCESS_DIR) and debugging is None:
         log.warning("metrics will not add up: each of the %d workers counts alone; set %s to an empty folder "
-                    "(the images do)", workers, metrics.MULTIPROCESS_DIR)
+                    "(compose and the manifests do)", workers, metrics.MULTIPROCESS_DIR)
     Server().run()

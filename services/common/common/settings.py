@@ -154,10 +154,16 @@ def service_of(settings: BaseSettings) -> str:
     return next(name for name, cls in SERVICE_SETTINGS.items() if type(settings) is cls)
 
 
-# Standard variables that name the container rather than configure the stack, so they are not in .env
-# (one value cannot name four services): compose and Kubernetes give each service's container its own.
+# Standard variables about the container rather than the stack, so they are not in .env (one value cannot
+# name four services): compose and Kubernetes give each service's container its own. auth and the gateway
+# run gunicorn's workers, which add up their metrics in PROMETHEUS_MULTIPROC_DIR (under the writable /tmp;
+# common.metrics). The consumers must not have it at all: prometheus_client takes even an empty value for
+# multiprocess mode.
 def container_variables(service: str) -> dict[str, str]:
-    return {"OTEL_SERVICE_NAME": service}
+    variables = {"OTEL_SERVICE_NAME": service}
+    if service in ("auth", "gateway"):
+        variables["PROMETHEUS_MULTIPROC_DIR"] = "/tmp/metrics"
+    return variables
 
 S = TypeVar("S", bound=BaseSettings)
 
