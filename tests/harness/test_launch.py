@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from common.settings import DebuggerSettings
+from tests.harness import recipe
 from tests.harness.k8s_stack import APP_SERVICES, REPO_ROOT
 from tests.harness.test_compose import copy_command
 from tests.harness.test_tiltfile import DEBUG_PORTS
@@ -40,7 +41,7 @@ def test_each_service_has_an_attach_configuration_for_compose_and_tilt(configura
     assert config["connect"]["host"] == "127.0.0.1"
     assert port == int(dev_services[name]["environment"]["DEBUG_PORT"]) == DEBUG_PORTS[name]
     assert any(p["target"] == port and p["host_ip"] == "127.0.0.1" for p in dev_services[name]["ports"])
-    copies = dict(copy_command(REPO_ROOT / "services" / name / "Dockerfile"))
+    copies = dict(copy_command(recipe.for_service(name)))
     mappings = {local(m["localRoot"]): m["remoteRoot"] for m in config["pathMappings"]}
     assert set(mappings) == {REPO_ROOT / "services" / name / name, REPO_ROOT / "services/common/common"}
     for folder, remote in mappings.items():
