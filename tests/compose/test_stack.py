@@ -15,8 +15,9 @@ from pathlib import Path
 import imageio_ffmpeg
 import pytest
 import requests
+from compose_project import wait_ready
 
-from tests.compose.stack import video, wait_ready
+from tests.compose.stack import video
 from tests.servers import Client
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]

@@ -5,6 +5,7 @@ in-process mongomock when MONGODB_URI is unset or `memory`. Ctrl-C or SIGTERM st
 
 --debug (or DEBUG=true): a debugger may attach on 127.0.0.1:DEBUG_PORT (5678 unless set), one port for
 all four services, since they share this process (.vscode/launch.json: "run-local").
+--reload: started anew when a Python file under services/ is saved (runlocal.reload).
 """
 
 import argparse
@@ -16,7 +17,6 @@ from pathlib import Path
 from common import debugger, logs
 from common.service import stop_on_signals
 from common.settings import LoggingSettings, load
-from runlocal import stack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,13 @@ def main(argv=None) -> int:
     parser.add_argument("--env-file", type=Path, default=ROOT / ".env", help="default: .env")
     parser.add_argument("--converters", type=int, default=1, help="converter workers (default 1)")
     parser.add_argument("--debug", action="store_true", help="listen for a debugger on 127.0.0.1:DEBUG_PORT")
+    parser.add_argument("--reload", action="store_true", help="start anew when a Python file is saved")
     args = parser.parse_args(argv)
+    if args.reload:
+        from runlocal.reload import serve_reloading
+
+        return serve_reloading([arg for arg in (sys.argv[1:] if argv is None else argv) if arg != "--reload"])
+    from runlocal import stack
     if args.debug:
         os.environ["DEBUG"] = "true"
     if args.env_file.exists():
