@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from compose_engine import compose_command
 
 import docker_engine as engine
+from compose_engine import compose_command
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,6 +19,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from compose_engine import compose_command
 from compose_project import compose_sees_only, read_env, write_stack_env
 

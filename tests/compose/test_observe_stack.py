@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from compose_engine import compose_command, engine_problem
 
 PROBLEM = engine_problem()

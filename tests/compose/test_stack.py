@@ -15,8 +15,8 @@ from pathlib import Path
 import imageio_ffmpeg
 import pytest
 import requests
-from compose_project import wait_ready
 
+from compose_project import wait_ready
 from tests.compose.stack import video
 from tests.servers import Client
 

@@ -7,8 +7,8 @@ import signal
 import time
 
 import pytest
-from compose_project import readiness, wait_ready
 
+from compose_project import readiness, wait_ready
 from tests.compose.stack import mp3_count, video, wait_status
 from tests.containers import docker
 from tests.servers import Client

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from compose_engine import compose_command
 from compose_project import copy_tree
 

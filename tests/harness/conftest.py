@@ -49,9 +49,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from compose_engine import compose_binary
 
 from common.settings import SERVICE_SETTINGS, container_variables, variable_names
+from compose_engine import compose_binary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")

@@ -9,8 +9,9 @@ import os
 import subprocess
 from pathlib import Path
 
-import compose_engine as engine
 import pytest
+
+import compose_engine as engine
 
 
 def foreign_binary(path: Path) -> Path:

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+
 from compose_engine import compose_command
 from compose_project import compose_sees_only, copy_tree, free_port, read_env, wait_ready, write_stack_env
-
 from tests.containers import unavailable
 from tests.servers import Client
 

@@ -6,6 +6,8 @@
   4. throughput  N short videos with 1 and with 2 converter workers
   5. streams     50 open event streams on one gateway process: logins and uploads, CPU, release
   6. camera      upload -> done of camera-sized videos (75 MB, 466 MB) against raw ffmpeg; the 10th upload
+  7. edit-to-live from saving a file to the new code answering: compose watch (gateway, auth, the converter
+                 with a message in flight) and run-local --reload, split into sync, reload and start
 
 Each comparison is made side by side in the same run and reported as a ratio against its target.
 The table is printed; the figures are saved as .bench/results-<time>.json (and .bench/latest.json,
@@ -27,8 +29,8 @@ from pathlib import Path
 
 from bench.util import BENCH_DIR, Row, markdown_table, median, seconds, table
 
-BENCHMARKS = ("conversion", "pipeline", "memory", "throughput", "streams", "camera")
-NEEDS_SERVERS = ("pipeline", "throughput", "streams", "camera")
+BENCHMARKS = ("conversion", "pipeline", "memory", "throughput", "streams", "camera", "edit-to-live")
+NEEDS_SERVERS = ("pipeline", "throughput", "streams", "camera", "edit-to-live")
 NOISY_CORES = 0.15
 
 
@@ -118,7 +120,7 @@ def run_one(name: str, quick: bool) -> tuple[list[Row], dict]:
             reason = f"{' and '.join(missing)} not reachable (set MYSQL_* / RABBITMQ_URL)"
             return [Row(section=name, case="", comparison="skipped", value=reason, verdict="SKIP")], \
                 {"skipped": reason}
-    return import_module(f"bench.{name}").run(quick)
+    return import_module(f"bench.{name.replace('-', '_')}").run(quick)
 
 
 def main(argv=None) -> int:

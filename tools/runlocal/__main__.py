@@ -14,10 +14,6 @@ import os
 import sys
 from pathlib import Path
 
-from common import debugger, logs
-from common.service import stop_on_signals
-from common.settings import LoggingSettings, load
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -33,7 +29,12 @@ def main(argv=None) -> int:
         from runlocal.reload import serve_reloading
 
         return serve_reloading([arg for arg in (sys.argv[1:] if argv is None else argv) if arg != "--reload"])
+    # The project's code only now: with --reload, this process forks the children that run it.
+    from common import debugger, logs
+    from common.service import stop_on_signals
+    from common.settings import LoggingSettings, load
     from runlocal import stack
+
     if args.debug:
         os.environ["DEBUG"] = "true"
     if args.env_file.exists():
