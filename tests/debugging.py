@@ -45,23 +45,30 @@ def _stopped_at(dap: DAPClient, source: Path, line: int) -> tuple[int, dict, dic
     return thread_id, top, dap.locals(top["id"])
 
 
-def upload_stops_at_the_breakpoint(client, port: int, gateway_code: Path, mappings, video: Path) -> None:
-    """A breakpoint in the upload route: the upload waits there, its locals readable; then it completes."""
-    source = gateway_code / UPLOAD_ROUTE
-    line = line_of(source, UPLOAD_LINE)
+def _stop_during(port: int, mappings, source: Path, line: int, action, waits: bool) -> tuple[dict, dict, object]:
+    """Attach, set the breakpoint, run `action` in the background until the breakpoint stops (`waits`: with
+    `action` still waiting on it), read the top frame and its locals, continue; returns them with what
+    `action` returned once it finished."""
     dap = _session(port, mappings, source, line)
     try:
-        uploading, outcome = _in_background(lambda: client.upload(video, name="debugged.mp4"))
+        running, outcome = _in_background(action)
         thread_id, top, local = _stopped_at(dap, source, line)
-        assert top["name"] == "upload", top
-        assert local["filename"] == "'debugged.mp4'", local
-        assert uploading.is_alive(), "the upload did not wait at the breakpoint"
+        assert running.is_alive() or not waits, "the work did not wait at the breakpoint"
         dap.resume(thread_id)
-        uploading.join(timeout=120)
+        running.join(timeout=120)
     finally:
         dap.close()
     assert "error" not in outcome, outcome
-    response = outcome["value"]
+    return top, local, outcome["value"]
+
+
+def upload_stops_at_the_breakpoint(client, port: int, gateway_code: Path, mappings, video: Path) -> None:
+    """A breakpoint in the upload route: the upload waits there, its locals readable; then it completes."""
+    source = gateway_code / UPLOAD_ROUTE
+    top, local, response = _stop_during(port, mappings, source, line_of(source, UPLOAD_LINE),
+                                        lambda: client.upload(video, name="debugged.mp4"), waits=True)
+    assert top["name"] == "upload", top
+    assert local["filename"] == "'debugged.mp4'", local
     assert response.status_code == 202, response.text
 
 
@@ -70,18 +77,9 @@ def conversion_stops_at_the_breakpoint(client, port: int, converter_code: Path, 
     conversion goes on and the job is done. (The upload goes on in the background: where all four services
     share a process, run-local, a stop at a breakpoint pauses the gateway's threads too.)"""
     source = converter_code / CONVERTER_HANDLER
-    line = line_of(source, CONVERTER_LINE)
-    dap = _session(port, mappings, source, line)
-    try:
-        uploading, outcome = _in_background(lambda: client.upload(video, name="converted-under-debugger.mp4"))
-        thread_id, top, local = _stopped_at(dap, source, line)
-        assert top["name"] == "__call__", top
-        dap.resume(thread_id)
-        uploading.join(timeout=120)
-    finally:
-        dap.close()
-    assert "error" not in outcome, outcome
-    response = outcome["value"]
+    top, local, response = _stop_during(port, mappings, source, line_of(source, CONVERTER_LINE),
+                                        lambda: client.upload(video, name="converted-under-debugger.mp4"), waits=False)
+    assert top["name"] == "__call__", top
     assert response.status_code == 202, response.text
     job_id = response.json()["job_id"]
     assert local["job_id"] == repr(job_id), local
