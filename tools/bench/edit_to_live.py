@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
@@ -60,6 +61,15 @@ class StampedLines:
         raise TimeoutError(f"no line matching {pattern!r} within {timeout} s")
 
 
+def _timestamped(line: str) -> tuple[float | None, str]:
+    """(seconds since the epoch, the rest) of a `compose logs --timestamps` line: `name-1  | 2026-...Z text`."""
+    match = re.match(r"^\S+\s+\|\s+(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z\s?(.*)$", line)
+    if not match:
+        return None, line
+    whole = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+    return whole + float(match.group(2) or 0), match.group(3)
+
+
 def edit(path: Path, old: str, new: str) -> float:
     """Replace `old` (or what the last edit made of it) by `new`; the time of the write."""
     source = path.read_text()
@@ -77,10 +87,12 @@ def until(answer, timeout: float = 60) -> float:
     raise TimeoutError(f"the new code did not answer within {timeout} s")
 
 
-def healthz_says(url: str, marker: str):
+def healthz_says(url: str, marker: str | None):
+    """Whether /healthz answers with that marker (None: answers, unedited)."""
     def check() -> bool:
         try:
-            return str(requests.get(f"{url}/healthz", timeout=1).json().get("edited")) == marker
+            edited = requests.get(f"{url}/healthz", timeout=1).json().get("edited")
+            return (edited is None) if marker is None else str(edited) == marker
         except (requests.RequestException, ValueError):
             return False
     return check
@@ -103,7 +115,11 @@ class ComposeWatch:
         self.process = subprocess.Popen([*self.prefix, "up", "--watch"], cwd=self.tree, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
         self.output = StampedLines(self.process)
-        wait_ready(self.url, timeout=1200)
+        try:
+            wait_ready(self.url, timeout=1200)
+        except BaseException:
+            self.__exit__()
+            raise
         time.sleep(3)  # the watcher starts once the services run
         return self
 
@@ -114,6 +130,19 @@ class ComposeWatch:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.compose("down --volumes --remove-orphans --timeout 30")
+
+    def logged(self, service: str, pattern: str, after: float, timeout: float = 120) -> float:
+        """When the service's container logged the first line matching `pattern` after `after`, by the
+        engine's own timestamps (a restarted container's lines included)."""
+        regex = re.compile(pattern)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for line in self.compose(f"logs --no-color --timestamps {service}").splitlines():
+                stamp, text = _timestamped(line)
+                if stamp is not None and stamp >= after and regex.search(text):
+                    return stamp
+            time.sleep(0.5)
+        raise TimeoutError(f"{service} logged no line matching {pattern!r} within {timeout} s")
 
     def compose(self, subcommand: str) -> str:
         return subprocess.run([*self.prefix, *shlex.split(subcommand)], cwd=self.tree, capture_output=True,
@@ -131,8 +160,8 @@ class ComposeWatch:
             else:
                 live = float(poller.communicate(timeout=120)[0].strip().splitlines()[-1])
             synced = self.output.first(rf'Syncing service "{service}"', saved)
-            reloading = self.output.first(rf"{service}-\d+\s+\|.*Worker reloading", saved)
-            booted = self.output.first(rf"{service}-\d+\s+\|.*Booting worker", reloading)
+            reloading = self.logged(service, r"Worker reloading", saved)
+            booted = self.logged(service, r"Booting worker", reloading)
             runs.append({"whole": live - saved, "sync": synced - saved, "reload": booted - synced,
                          "start": live - booted})
             time.sleep(1)
@@ -174,10 +203,10 @@ class ComposeWatch:
             handler.write_text(re.sub(r'log\.info\("converting[^"]*"', f'log.info("converting, edited {index}"',
                                       source, count=1))
             saved = time.time()
-            live = self.output.first(rf'converter-\d+\s+\|.*"converting, edited {index}".*{job_id}', saved, 180)
+            live = self.logged("converter", rf'"converting, edited {index}".*{job_id}', saved, 180)
             synced = self.output.first(r'Syncing service "converter"', saved)
-            handed_back = self.output.first(r'converter-\d+\s+\|.*"message handed back"', saved)
-            consuming = self.output.first(r'converter-\d+\s+\|.*"consuming"', handed_back)
+            handed_back = self.logged("converter", r'"message handed back"', saved)
+            consuming = self.logged("converter", r'"consuming"', handed_back)
             runs.append({"whole": live - saved, "sync": synced - saved, "hand back": handed_back - synced,
                          "restart": consuming - handed_back, "next message": live - consuming})
             session.delete(f"{self.url}/jobs/{job_id}", timeout=30)
@@ -216,7 +245,7 @@ class RunLocal:
             began = time.time()
             process = self.start()
             try:
-                times.append(until(lambda: healthz_says(self.url, "None")(), 180) - began)
+                times.append(until(healthz_says(self.url, None), 180) - began)
             finally:
                 process.terminate()
                 process.wait(timeout=60)
@@ -279,6 +308,18 @@ def rows_for(case: str, runs: list[dict], target: float) -> list[Row]:
     ]
 
 
+def measured(rows: list[Row], data: dict, key: str, case: str, target: float, measure) -> None:
+    """Run one case; its rows, or an ERROR row saying why, so that the other cases' figures stay."""
+    try:
+        data[key] = measure()
+    except Exception as error:  # reported in the table, as the other benchmarks report theirs
+        data[key] = {"error": repr(error)}
+        rows.append(Row(section="edit-to-live", case=case, comparison="failed", value=repr(error)[:200],
+                        verdict="ERROR"))
+        return
+    rows.extend(rows_for(case, data[key], target))
+
+
 def run(quick: bool) -> tuple[list[Row], dict]:
     repetitions = 2 if quick else 3
     rows: list[Row] = []
@@ -288,17 +329,18 @@ def run(quick: bool) -> tuple[list[Row], dict]:
         run_local = RunLocal(workdir)
         try:
             data["run-local cold start"] = run_local.cold_starts(repetitions)
-            data["run-local"] = run_local_reload(run_local, repetitions)
+            measured(rows, data, "run-local", "gateway (run-local --reload)", HTTP_TARGET,
+                     lambda: run_local_reload(run_local, repetitions))
         finally:
             from runlocal.throwaway import drop
 
             drop(run_local.env)
-        rows += rows_for("gateway (run-local --reload)", data["run-local"], HTTP_TARGET)
-        cold = median(data["run-local cold start"])
-        reload = median([r["whole"] for r in data["run-local"]])
-        rows.append(Row(section="edit-to-live", case="gateway (run-local --reload)",
-                        comparison="against run-local started afresh", value=f"{reload:.2f} s",
-                        baseline=f"{cold:.2f} s", result=f"{reload / cold:.2f}x"))
+        if "error" not in data["run-local"]:
+            cold = median(data["run-local cold start"])
+            reload = median([r["whole"] for r in data["run-local"]])
+            rows.append(Row(section="edit-to-live", case="gateway (run-local --reload)",
+                            comparison="against run-local started afresh", value=f"{reload:.2f} s",
+                            baseline=f"{cold:.2f} s", result=f"{reload / cold:.2f}x"))
         problem = engine_problem() or compose_problem()
         if problem:
             rows.append(Row(section="edit-to-live", case="compose watch", comparison="skipped", value=problem,
@@ -306,11 +348,10 @@ def run(quick: bool) -> tuple[list[Row], dict]:
         else:
             with ComposeWatch(workdir) as stack:
                 for service in ("gateway", "auth"):
-                    data[service] = stack.http(service, repetitions)
-                    rows += rows_for(f"{service} (compose watch)", data[service], HTTP_TARGET)
-                data["converter"] = stack.consumer(repetitions, workdir)
-                rows += rows_for("converter, a message in flight (compose watch)", data["converter"],
-                                 CONSUMER_TARGET)
+                    measured(rows, data, service, f"{service} (compose watch)", HTTP_TARGET,
+                             lambda name=service: stack.http(name, repetitions))
+                measured(rows, data, "converter", "converter, a message in flight (compose watch)", CONSUMER_TARGET,
+                         lambda: stack.consumer(repetitions, workdir))
     data["imports"] = {name: import_seconds(module, repetitions + 2) for name, module in IMPORTS.items()}
     rows.append(Row(section="edit-to-live", case="import time", comparison="a fresh interpreter imports",
                     value="  ".join(f"{name} {seconds:.2f} s" for name, seconds in data["imports"].items())))
