@@ -1,6 +1,7 @@
 """Start-up of a service process, both kinds side by side: serve_http (gunicorn, for auth and the gateway)
 and serve_consumer (a queue consumer, for the converter and notification); logging and signals for both."""
 
+import importlib
 import logging
 import os
 import signal
@@ -48,7 +49,7 @@ def serve_consumer(settings_class, queue_of, handler_of, publishes_to=lambda set
 
 
 def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bool, log_level: str,
-               streaming: bool = False) -> None:
+               streaming: bool = False, warm: tuple[str, ...] = ()) -> None:
     """Run a WSGI app under gunicorn, configured from settings rather than a command line.
 
     An app that cannot be built stops the whole server at once, with a non-zero exit: see `load`.
@@ -57,7 +58,11 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
 
     With `reload` (DEV_RELOAD), gunicorn starts new workers when a file changes. They are forked from
     this process, so app_factory must import the service's code itself, in the worker: what this process
-    imported before the change (settings, logging, this module) is what a new worker would run.
+    imported before the change (settings, logging, this module) is what a new worker would run. The
+    libraries named in `warm` (never the service's own code) are then imported here, once: each reloaded
+    worker inherits them and imports only the code that can have changed (docs/benchmarks.md, edit to
+    live). Under gevent (`streaming`) only libraries that open no connection may be named: the rest must
+    be imported after the worker has patched the standard library.
 
     With DEBUG (common.debugger), one worker, which listens for the debugger once it is ready (after gevent
     has patched it), and no worker timeout: a worker paused at a breakpoint is not killed."""
@@ -105,6 +110,9 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
                 raise AppImportError(str(error.code)) from None
 
     logs.configure(log_level)
+    if reload:
+        for library in warm:
+            importlib.import_module(library)
     debugging = debugger.requested()
     if workers > 1 and not os.environ.get(metrics.MULTIPROCESS_DIR) and debugging is None:
         log.warning("metrics will not add up: each of the %d workers counts alone; set %s to an empty folder "
