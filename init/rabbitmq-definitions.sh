@@ -8,10 +8,14 @@
 #     consumes MP3_QUEUE. None may create users, other queues or exchanges, or use the management UI;
 #   - the queues and the dead-letter exchange, as common/broker.py declares them, so that they exist
 #     before any service starts, and a service re-declaring them needs no more than these permissions.
+#     VIDEO_QUEUE is a priority queue. A broker whose data predates that keeps its old queue (a queue
+#     that exists is not re-declared at load): the converter moves it over at its start
+#     (common/queue_migration.py), through VIDEO_QUEUE.migrating under the lock VIDEO_QUEUE.migration-lock.
 set -eu
 
 DEFINITIONS=/tmp/rabbitmq-definitions.json  # load_definitions in rabbitmq.conf
 DEAD_LETTER=dead-letter                     # DEAD_LETTER_EXCHANGE in common/broker.py
+MAX_PRIORITY=5                              # MAX_PRIORITY in common/broker.py
 SERVICES="GATEWAY CONVERTER NOTIFICATION"
 
 fail() {
@@ -55,15 +59,17 @@ D=$(literal "$DEAD_LETTER")
 
 # permission SERVICE CONFIGURE WRITE READ: regular expressions on queue and exchange names. Declaring a
 # queue needs configure on it; binding it needs write on it and read on the exchange; publishing through
-# the default exchange needs write on amq.default; consuming needs read on the queue.
+# the default exchange needs write on amq.default; consuming needs read on the queue. Creating a queue
+# that dead-letters needs write on the dead-letter exchange: the converter re-creates the video queue
+# when it moves it over to priorities.
 permission() {
   printf '    {"user": %s, "vhost": "/", "configure": %s, "write": %s, "read": %s}' \
     "$(json "$(value "RABBITMQ_$1_USER")")" "$(json "$2")" "$(json "$3")" "$(json "$4")"
 }
 
-queue() {  # queue NAME [DEAD_LETTER_ROUTING_KEY]
+queue() {  # queue NAME [DEAD_LETTER_ROUTING_KEY [MAX_PRIORITY]]
   arguments="{}"
-  [ $# -eq 1 ] || arguments="{\"x-dead-letter-exchange\": $(json "$DEAD_LETTER"), \"x-dead-letter-routing-key\": $(json "$2")}"
+  [ $# -eq 1 ] || arguments="{\"x-dead-letter-exchange\": $(json "$DEAD_LETTER"), \"x-dead-letter-routing-key\": $(json "$2")${3:+, \"x-max-priority\": $3}}"
   printf '    {"name": %s, "vhost": "/", "durable": true, "auto_delete": false, "arguments": %s}' \
     "$(json "$1")" "$arguments"
 }
@@ -90,14 +96,14 @@ $(user "$(value RABBITMQ_NOTIFICATION_USER)" "$(value RABBITMQ_NOTIFICATION_PASS
   "permissions": [
     {"user": $(json "$admin"), "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"},
 $(permission GATEWAY "^($D|$V|$V\\.dead)\$" "^(amq\\.default|$V\\.dead)\$" "^$D\$"),
-$(permission CONVERTER "^($D|$V|$V\\.dead|$M|$M\\.dead)\$" "^(amq\\.default|$V\\.dead|$M\\.dead)\$" "^($D|$V)\$"),
+$(permission CONVERTER "^($D|$V|$V\\.dead|$V\\.migrating|$V\\.migration-lock|$M|$M\\.dead)\$" "^(amq\\.default|$D|$V\\.dead|$M\\.dead)\$" "^($D|$V|$V\\.migrating)\$"),
 $(permission NOTIFICATION "^($D|$M|$M\\.dead)\$" "^$M\\.dead\$" "^($D|$M)\$")
   ],
   "exchanges": [
     {"name": $(json "$DEAD_LETTER"), "vhost": "/", "type": "direct", "durable": true, "auto_delete": false, "internal": false, "arguments": {}}
   ],
   "queues": [
-$(queue "$video" "$video"),
+$(queue "$video" "$video" "$MAX_PRIORITY"),
 $(queue "$video.dead"),
 $(queue "$mp3" "$mp3"),
 $(queue "$mp3.dead")

@@ -4,11 +4,15 @@ as scripts/run-local wires it, and a client that speaks to the gateway as curl d
 in-process mongomock unless MONGODB_URI names a server. With CI=true an unreachable server fails
 the run instead of skipping."""
 
+import atexit
 import contextlib
 import os
 import secrets
+import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +26,35 @@ from runlocal.throwaway import drop, server_env, throwaway_env, unreachable
 ROOT = Path(__file__).resolve().parents[1]
 RUN = secrets.token_hex(4)
 ADMIN = ("admin@example.com", "admin-password-" + RUN)
+MONGO_STANDIN = ROOT / "tools" / "standins" / "images" / "mongo"
+_mongod: list = []
+
+
+def served_mongodb_uri() -> str:
+    """A MongoDB server for a service run as its image runs it (python -m gateway, ...), which knows only
+    mongodb:// URIs (run-local's `memory` is an in-process one): the mongo stand-in's mongod
+    (mongomock behind the wire protocol) in a process of its own, started once and stopped at exit."""
+    if not _mongod:
+        port = free_port()
+        folder = tempfile.mkdtemp(prefix="mongod-")
+        process = subprocess.Popen([sys.executable, "-m", "mongo_standin.server", "--port", str(port),
+                                    "--dbpath", folder], env={**os.environ, "PYTHONPATH": str(MONGO_STANDIN)},
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        atexit.register(lambda: (process.terminate(), process.wait(30), shutil.rmtree(folder, ignore_errors=True)))
+        deadline = time.monotonic() + 30
+        while not _accepts(port):
+            assert process.poll() is None and time.monotonic() < deadline, "the mongo stand-in did not start"
+            time.sleep(0.1)
+        _mongod.append(f"mongodb://127.0.0.1:{port}/")
+    return _mongod[0]
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="session")

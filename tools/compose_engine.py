@@ -70,11 +70,22 @@ def compose_binary() -> tuple[Path | None, str]:
         "; ".join(tried) or "nothing found")
 
 
-def compose_command() -> str:
-    """`docker compose` when the engine's CLI has it, else the first Compose v2 binary that runs (quoted
-    for a shell command line, as pytest-docker runs it). Raises RuntimeError when there is none."""
+def compose_command(user: str | None = None) -> str:
+    """`docker compose` when the engine's CLI has it for USER (the caller when None), else the first Compose
+    v2 binary that runs (quoted for a shell command line, as pytest-docker runs it). Raises RuntimeError
+    when there is none.
+
+    Per user, because Docker's CLI plugins may be installed for one user alone (~/.docker/cli-plugins): a
+    `docker compose` that works for root may not exist for another user. A binary returned for another
+    user may sit where only the caller can read it: copy it to where that user can."""
+    probe = ["docker", "compose", "version"]
+    if user is not None:
+        runuser = shutil.which("runuser", path="/usr/sbin:/sbin:/usr/bin:/bin") or "runuser"
+        home = Path("~" + user).expanduser()
+        # A login's view: that user's HOME (where its plugins live), not the caller's DOCKER_CONFIG.
+        probe = [runuser, "-u", user, "--", "env", "-u", "DOCKER_CONFIG", f"HOME={home}", *probe]
     try:
-        ok = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, timeout=30)
+        ok = subprocess.run(probe, capture_output=True, text=True, timeout=30)
     except OSError:
         ok = None
     if ok is not None and ok.returncode == 0:

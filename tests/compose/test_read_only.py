@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
+pytestmark = pytest.mark.timeout(1800)
 
 PROBE = """
 import errno, json, os, sys

@@ -20,7 +20,7 @@ from compose_project import wait_ready
 from tests.compose.stack import video
 from tests.servers import Client
 
-pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
+pytestmark = pytest.mark.timeout(1800)
 
 SERVICES = ("mysql", "mongodb", "rabbitmq", "auth", "gateway", "converter", "notification", "mailpit")
 VIDEO_SECONDS = 5.0

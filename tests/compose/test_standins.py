@@ -15,8 +15,6 @@ import yaml
 from standins import build as standins
 from tests.containers import docker
 
-pytestmark = pytest.mark.compose
-
 ROOT = Path(__file__).resolve().parents[2]
 
 

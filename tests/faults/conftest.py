@@ -14,15 +14,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from common import storage
 from common.consumer import consumer
 from common.settings import ConverterSettings, load
-from converter.handler import Converter
+from converter.__main__ import build as build_converter
+from runlocal import mongo
 from runlocal.throwaway import environment, running_stack
 from sample_media import make_video
-from tests.servers import ADMIN, ROOT, Client, free_port, stack_environment
+from tests.servers import ADMIN, ROOT, Client, free_port, served_mongodb_uri, stack_environment
 
-pytestmark = pytest.mark.faults
 SERVICE_PATHS = [str(ROOT / "services" / name) for name in ("common", "gateway")]
 
 
@@ -56,9 +55,8 @@ class InProcessConverter:
         with environment(env):
             settings = load(ConverterSettings, **overrides)
         self.stop_event = threading.Event()
-        db = storage.connect(settings.mongodb_uri, settings.mongodb_db)
-        self.consumer = consumer(settings, settings.video_queue, Converter(settings, db),
-                                 publishes_to=(settings.mp3_queue,))
+        service = build_converter(settings, db=mongo.connect(settings.mongodb_uri, settings.mongodb_db))
+        self.consumer = consumer(settings, service.queue, service.handler, service.publishes_to)
         self.thread = threading.Thread(target=self.consumer.run, args=(self.stop_event,), daemon=True)
 
     def __enter__(self):
@@ -135,7 +133,8 @@ def gunicorn_gateway(env: dict[str, str], auth_url: str, log_path: Path, workers
     """`python -m gateway` as the image runs it (gunicorn, its worker class and settings), on a free
     port, pointed at `auth_url`; yields (base URL, the gunicorn master's Popen)."""
     port = free_port()
-    gateway_env = {**os.environ, **env, "AUTH_SVC_ADDRESS": auth_url, "GATEWAY_PORT": str(port),
+    gateway_env = {**os.environ, **env, "MONGODB_URI": served_mongodb_uri(), "AUTH_SVC_ADDRESS": auth_url,
+                   "GATEWAY_PORT": str(port),
                    "HTTP_WORKERS": str(workers), "PYTHONPATH": os.pathsep.join(SERVICE_PATHS)}
     with log_path.open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "gateway"], env=gateway_env, stdout=log,

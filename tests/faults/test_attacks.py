@@ -14,11 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common import storage
+from runlocal import mongo
 from runlocal.throwaway import running_stack
 from sample_media import module_posing_as_matroska
 from tests.servers import ADMIN, Client, stack_environment
-
-pytestmark = pytest.mark.faults
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +39,7 @@ def admin(stack):
 
 
 def stored_counts(env) -> tuple[int, int]:
-    db = storage.connect(env["MONGODB_URI"], env["MONGODB_DB"])
+    db = mongo.connect(env["MONGODB_URI"], env["MONGODB_DB"])
     return db[f"{storage.VIDEOS}.files"].count_documents({}), db["jobs"].count_documents({})
 
 
@@ -143,7 +142,7 @@ def test_a_tracker_module_posing_as_matroska_fails_with_a_reason_instead_of_conv
     assert job["status"] == "failed"
     assert job["error"] == "The file is corrupt or truncated: ffmpeg cannot read it as a video."
     assert job["mp3_fid"] is None
-    db = storage.connect(env["MONGODB_URI"], env["MONGODB_DB"])
+    db = mongo.connect(env["MONGODB_URI"], env["MONGODB_DB"])
     assert db[f"{storage.VIDEOS}.files"].count_documents({"_id": storage.object_id(upload.json()["video_fid"])}) == 0
 
 

@@ -9,9 +9,8 @@ import time
 import pytest
 
 from common import storage
+from runlocal import mongo
 from tests.faults.conftest import InProcessConverter, wait_until
-
-pytestmark = pytest.mark.faults
 
 
 def rabbitmqctl(*args):
@@ -58,7 +57,7 @@ def test_jobs_survive_a_broker_outage(controllable_broker, fault_env, fault_stac
         finals = [client.wait_final(job_id, timeout=240) for job_id in [in_flight, *queued]]
 
     assert [job["status"] for job in finals] == ["done"] * 3
-    db = storage.connect(fault_env["MONGODB_URI"], fault_env["MONGODB_DB"])
+    db = mongo.connect(fault_env["MONGODB_URI"], fault_env["MONGODB_DB"])
     for job in finals:
         mp3s = list(db[f"{storage.MP3S}.files"].find({"metadata.job_id": job["job_id"]}))
         assert [m["_id"] for m in mp3s] == [storage.object_id(job["mp3_fid"])]

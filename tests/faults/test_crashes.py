@@ -7,18 +7,15 @@ import tempfile
 import time
 from urllib.parse import urlparse
 
-import pytest
-
 from common import storage
 from common.jobs import Jobs
+from runlocal import mongo
 from tests.faults.conftest import InProcessConverter, TCPProxy, wait_until
 from tests.servers import queue_depth, ready_run_local
 
-pytestmark = pytest.mark.faults
-
 
 def mp3s_of(env, job_id) -> list:
-    db = storage.connect(env["MONGODB_URI"], env["MONGODB_DB"])
+    db = mongo.connect(env["MONGODB_URI"], env["MONGODB_DB"])
     return list(db[f"{storage.MP3S}.files"].find({"metadata.job_id": job_id}))
 
 
@@ -41,7 +38,7 @@ def test_a_converter_cut_off_mid_conversion_hands_the_job_to_another(fault_env, 
 
     assert job["status"] == "done"
     assert [f["_id"] for f in mp3s_of(fault_env, job_id)] == [storage.object_id(job["mp3_fid"])]
-    stored = Jobs(storage.connect(fault_env["MONGODB_URI"], fault_env["MONGODB_DB"])).get(job_id)
+    stored = Jobs(mongo.connect(fault_env["MONGODB_URI"], fault_env["MONGODB_DB"])).get(job_id)
     assert stored["attempts"] == 2
     assert list(tmp_path.iterdir()) == [], "a conversion left files behind"
 

@@ -5,18 +5,15 @@ import logging
 import tempfile
 
 import psutil
-import pytest
 
-from common import storage
 from common.broker import dead_letter_queue
+from runlocal import mongo
 from tests.faults.conftest import InProcessConverter, wait_until
 from tests.servers import queue_depth
 
-pytestmark = pytest.mark.faults
-
 
 def stored(env) -> dict[str, int]:
-    db = storage.connect(env["MONGODB_URI"], env["MONGODB_DB"])
+    db = mongo.connect(env["MONGODB_URI"], env["MONGODB_DB"])
     return {name: db[name].count_documents({}) for name in
             ("jobs", "videos.files", "videos.chunks", "mp3s.files", "mp3s.chunks")}
 

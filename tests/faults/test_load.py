@@ -5,11 +5,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from common import storage
+from runlocal import mongo
 from runlocal.throwaway import running_stack
 from sample_media import make_video
 from tests.servers import ADMIN, Client
-
-pytestmark = pytest.mark.faults
 
 UPLOADS = 50
 CLIENTS = 8
@@ -35,7 +34,7 @@ def test_fifty_uploads_from_eight_clients_all_end_done(fault_env, short_clip):
         shares = [UPLOADS // CLIENTS + (1 if i < UPLOADS % CLIENTS else 0) for i in range(CLIENTS)]
         with ThreadPoolExecutor(CLIENTS) as pool:
             results = [r for share in pool.map(one_client, shares) for r in share]
-        db = storage.connect(fault_env["MONGODB_URI"], fault_env["MONGODB_DB"])
+        db = mongo.connect(fault_env["MONGODB_URI"], fault_env["MONGODB_DB"])
         mp3_count = db[f"{storage.MP3S}.files"].count_documents({})
 
     assert len(results) == UPLOADS

@@ -4,15 +4,13 @@ converter goes on with the next message."""
 from urllib.parse import urlparse
 
 import pika
-import pytest
 
 from common import storage
 from common.broker import PERSISTENT, connection_parameters, dead_letter_queue, encode
 from common.jobs import Jobs
+from runlocal import mongo
 from tests.faults.conftest import InProcessConverter, TCPProxy, wait_until
 from tests.servers import queue_depth
-
-pytestmark = pytest.mark.faults
 
 
 def publish_raw(env, body: bytes) -> None:
@@ -34,7 +32,7 @@ def message_for(job) -> bytes:
 
 
 def test_poison_messages_are_dead_lettered_and_the_next_job_still_converts(fault_env, fault_stack, samples):
-    db = storage.connect(fault_env["MONGODB_URI"], fault_env["MONGODB_DB"])
+    db = mongo.connect(fault_env["MONGODB_URI"], fault_env["MONGODB_DB"])
     jobs = Jobs(db)
     missing_video = job_with_video(db, samples["faststart.mp4"].read_bytes(), "gone.mp4")
     storage.bucket(db, storage.VIDEOS).delete(missing_video["video_fid"])
@@ -73,7 +71,7 @@ def test_a_file_that_kills_its_converter_every_time_fails_after_max_attempts(fau
     """A crash loop: every delivery dies mid-conversion (its connection cut); the bound holds."""
     client = fault_stack.client
     job_id = client.upload(slow_video).json()["job_id"]
-    jobs = Jobs(storage.connect(fault_env["MONGODB_URI"], fault_env["MONGODB_DB"]))
+    jobs = Jobs(mongo.connect(fault_env["MONGODB_URI"], fault_env["MONGODB_DB"]))
     attempts = int(fault_env.get("MAX_ATTEMPTS", "3"))
     amqp = urlparse(fault_env["RABBITMQ_URL"])
 

@@ -19,9 +19,7 @@ import pytest
 from common.consumer import MAX_BACKOFF_SECONDS
 from runlocal.throwaway import drop
 from tests.faults.conftest import TCPProxy, stop_process, wait_until
-from tests.servers import free_port
-
-pytestmark = pytest.mark.faults
+from tests.servers import free_port, served_mongodb_uri
 
 ROOT = Path(__file__).resolve().parents[2]
 # Longer than the longest wait between two reconnection attempts: liveness must hold through it.
@@ -71,13 +69,14 @@ def http_service_env(tmp_path, **overrides) -> dict:
 @pytest.mark.parametrize(
     ("service", "cause", "setting"),
     [
-        # The case seen in an image: a SystemExit in every worker, which gunicorn used to respawn forever.
-        ("gateway", "MONGODB_URI=memory needs mongomock", {"MONGODB_URI": "memory"}),
+        # The case seen in an image: a SystemExit in every worker, which gunicorn used to respawn forever
+        # (`memory` is run-local's in-process MongoDB, which no image has).
+        ("gateway", "MONGODB_URI: must begin with mongodb://", {"MONGODB_URI": "memory"}),
         ("gateway", "ServerSelectionTimeoutError", {"MONGODB_URI": f"mongodb://127.0.0.1:{closed_port()}/"}),
         # auth touches MySQL at start only to create the first admin.
         ("auth", "Can't connect to MySQL server", {"ADMIN_EMAIL": "admin@example.com", "ADMIN_PASSWORD": "x" * 16}),
     ],
-    ids=["gateway-missing-module", "gateway-no-mongodb", "auth-no-mysql"],
+    ids=["gateway-bad-mongodb-uri", "gateway-no-mongodb", "auth-no-mysql"],
 )
 def test_an_http_service_that_cannot_build_its_app_exits_at_once_and_non_zero(
     service, cause, setting, tmp_path, image_without_mongomock
@@ -120,7 +119,8 @@ def consumer_env(fault_env, tmp_path, broker_port: int) -> dict:
     """The consumer's environment, its broker on 127.0.0.1:`broker_port` with the same login."""
     amqp = urlparse(fault_env["RABBITMQ_URL"])
     url = amqp._replace(netloc=f"{amqp.username}:{amqp.password}@127.0.0.1:{broker_port}").geturl()
-    return {**fault_env, "RABBITMQ_URL": url, "HEARTBEAT_FILE": str(tmp_path / "heartbeat")}
+    return {**fault_env, "RABBITMQ_URL": url, "HEARTBEAT_FILE": str(tmp_path / "heartbeat"),
+            "MONGODB_URI": served_mongodb_uri()}
 
 
 def alive_throughout(seconds: float, env: dict, process: subprocess.Popen) -> None:

@@ -118,10 +118,14 @@ def test_service_image(name):
     own_req = sources[f"{name}/requirements.txt"][1][-1]
     assert Path(own_req).parent.parent == Path(common_req).parent.parent, "the -r ../common/ path must resolve"
     assert Path(own_req).name == "requirements.txt" and Path(own_req).parent.name == name
+    # Installed from the service's lock: exactly its pinned files, hash-checked, nothing resolved.
+    own_lock = sources[f"{name}/requirements.lock"][1][-1]
+    assert Path(own_lock).parent == Path(own_req).parent
     install = next(i for i, (k, args) in enumerate(base) if k == "RUN" and "pip install" in args)
-    assert f"-r {own_req}" in base[install][1]
-    assert "--no-cache-dir" in base[install][1]
-    assert sources["common/requirements.txt"][0] < install and sources[f"{name}/requirements.txt"][0] < install
+    assert f"-r {own_lock}" in base[install][1]
+    assert {"--no-cache-dir", "--require-hashes", "--no-deps"} <= set(base[install][1].split())
+    assert all(sources[source][0] < install for source in
+               ("common/requirements.txt", f"{name}/requirements.txt", f"{name}/requirements.lock"))
     assert not any(words[-2] in ("common/common", f"{name}/{name}") for _, words in copies), "code in the base"
 
     # A non-root user, by number.
@@ -133,11 +137,12 @@ def test_service_image(name):
     assert uid.isdigit() and int(uid) != 0, users[-1]
     assert keywords.index("USER") < keywords.index("ENTRYPOINT")
 
-    # The debugger (common.debugger): installed in `dev` alone, as root, from its pinned requirements file,
+    # The debugger (common.debugger): installed in `dev` alone, as root, from its lock (hashes checked),
     # and the user is the service's again after it; never in `runtime`.
     debugger = [("USER", "0"),
-                ("COPY", "common/requirements-debug.txt /opt/requirements/common/requirements-debug.txt"),
-                ("RUN", "pip install --no-cache-dir -r /opt/requirements/common/requirements-debug.txt"),
+                ("COPY", "common/requirements-debug.lock /opt/requirements/common/requirements-debug.lock"),
+                ("RUN", "pip install --no-cache-dir --require-hashes --no-deps "
+                        "-r /opt/requirements/common/requirements-debug.lock"),
                 ("USER", uid)]
     assert by_stage["dev"][1:5] == debugger, by_stage["dev"]
     assert not any("debug" in args for _k, args in [*base, *by_stage["runtime"]])

@@ -1,10 +1,15 @@
 """scripts/k8s-images: the no-Tilt way to build the images into minikube, against a fake `minikube`.
 
-The fake behaves as minikube's own code does (pkg/minikube/machine/build_images.go): it copies the
-build context and reads `-f` relative to it; when the build fails it logs "Failed to build image for
-profile ..." as a warning and exits 0 all the same; `image ls` lists what was built, by its normalized
-name (docker.io/<name>:latest). The documented command of old (`-f services/<name>/Dockerfile
+The fake behaves as minikube's own code does (v1.38.1, pkg/minikube/machine/build_images.go): it copies
+the build context and reads `-f` relative to it; when the build fails it logs "Failed to build image for
+profile ..." with klog.Warningf and exits 0 all the same; `image ls` lists what was built, by its
+normalized name (docker.io/<name>:latest). The documented command of old (`-f services/<name>/Dockerfile
 services`) therefore "succeeded" and built nothing, and the pods sat in ErrImageNeverPull.
+
+Where that warning goes (cmd/minikube/main.go: setFlags): minikube sets klog's logtostderr and
+alsologtostderr to false and its log_file to a file under the temporary directory, unless the user sets
+them; klog copies to stderr only messages of its stderrthreshold (ERROR) and above. So a warning is in
+the log file alone, never on the terminal, unless --alsologtostderr or --logtostderr is given.
 """
 
 import os
@@ -28,21 +33,25 @@ if [ "$1 $2" = "image ls" ]; then
 fi
 [ "$1 $2" = "image build" ] || { echo "fake minikube: unexpected $*" >&2; exit 64; }
 shift 2
-tag="" file="Dockerfile" opts=""
+tag="" file="Dockerfile" opts="" log_file="${TMPDIR:-/tmp}/minikube_image_fake.log" also_stderr=""
 while [ $# -gt 1 ]; do
   case "$1" in
     -t|--tag) tag=$2; shift 2 ;;
     -f|--file) file=$2; shift 2 ;;
     --build-opt=*) opts="$opts --${1#--build-opt=}"; shift ;;  # handed to the runtime's build as --<opt>
+    --log_file=*) log_file=${1#--log_file=}; shift ;;
+    --alsologtostderr|--logtostderr) also_stderr=1; shift ;;
     *) echo "fake: $1?" >&2; exit 64 ;;
   esac
 done
 context=$1
 case "$file" in /*) dockerfile=$file ;; *) dockerfile="$context/$file" ;; esac
 name=${tag%%:*}
-warn() {  # what klog prints, then minikube exits 0
-  echo "W1201 10:00:00.000000   4242 build_images.go:141] Failed to build image for profile minikube." \
-       "make sure the profile is running. docker build /var/lib/minikube/build/build.4242: $1" >&2
+warn() {  # klog.Warningf: into the log file (and stderr only when asked), then minikube exits 0
+  line="W1201 10:00:00.000000   4242 build_images.go:141] Failed to build image for profile minikube."
+  line="$line make sure the profile is running. docker build /var/lib/minikube/build/build.4242: $1"
+  echo "$line" >> "$log_file"
+  [ -z "$also_stderr" ] || echo "$line" >&2
   exit 0
 }
 [ -f "$dockerfile" ] || warn "unable to prepare context: lstat $dockerfile: no such file or directory"
@@ -84,18 +93,24 @@ def minikube(tmp_path):
     return run, calls, images
 
 
-def test_the_fake_behaves_as_minikube_does_with_the_old_documented_command(minikube):
-    """`-f` is read relative to the copied context: the old command warned, exited 0 and built nothing."""
+def test_the_fake_behaves_as_minikube_does_with_the_old_documented_command(minikube, tmp_path):
+    """`-f` is read relative to the copied context: the old command exited 0 and built nothing, its
+    warning in minikube's log file, not on the terminal."""
     run, _calls, images = minikube
-    result = run(command=["minikube", "image", "build", "-t", "auth", "-f", "services/auth/Dockerfile", "services"])
-    assert result.returncode == 0 and "Failed to build image" in result.stderr
+    log = tmp_path / "minikube.log"
+    result = run(command=["minikube", "image", "build", f"--log_file={log}", "-t", "auth", "-f",
+                          "services/auth/Dockerfile", "services"])
+    assert result.returncode == 0 and "Failed to build image" not in result.stdout + result.stderr
+    assert "Failed to build image" in log.read_text()
     assert images() == []
 
 
-def test_the_fake_fails_a_build_of_the_recipe_that_does_not_name_the_service(minikube):
+def test_the_fake_fails_a_build_of_the_recipe_that_does_not_name_the_service(minikube, tmp_path):
     run, _calls, images = minikube
-    result = run(command=["minikube", "image", "build", "-t", "mp3converter/auth", "-f", "Dockerfile", "services"])
-    assert result.returncode == 0 and "Failed to build image" in result.stderr
+    log = tmp_path / "minikube.log"
+    result = run(command=["minikube", "image", "build", f"--log_file={log}", "-t", "mp3converter/auth", "-f",
+                          "Dockerfile", "services"])
+    assert result.returncode == 0 and "SERVICE" in log.read_text()
     assert images() == []
 
 
@@ -104,9 +119,9 @@ def test_it_builds_the_four_images_with_the_dockerfile_relative_to_the_context(m
     result = run()
     assert result.returncode == 0, result.stderr
     builds = [call for call in calls() if " image build " in call]
-    expected = [f"minikube image build -t mp3converter/{name} -f Dockerfile --build-opt=build-arg=SERVICE={name} "
-                "services" for name in APP_SERVICES]
-    assert builds == expected
+    expected = [f"-t mp3converter/{name} -f Dockerfile --build-opt=build-arg=SERVICE={name} services"
+                for name in APP_SERVICES]
+    assert [re.sub(r"^minikube image build --log_file=\S+ ", "", call) for call in builds] == expected
     assert images() == [f"docker.io/mp3converter/{name}:latest" for name in APP_SERVICES]
     assert "kubectl apply -k ." in result.stdout
 
@@ -125,6 +140,8 @@ def test_a_failed_build_fails_loudly_and_names_the_image(minikube, how):
     assert result.returncode != 0
     assert "not built: mp3converter/converter" in result.stderr
     assert "mp3converter/auth" not in result.stderr.split("not built:")[1]
+    if how == "FAKE_FAIL":
+        assert "returned a non-zero code" in result.stderr, "why, from minikube's log file"
 
 
 def test_a_stale_image_does_not_hide_a_failed_rebuild(minikube):

@@ -58,11 +58,11 @@ def selects(selector: dict, labels: dict) -> bool:
 def peer_matches(peer: dict, policy_namespace: str, source) -> bool:
     """Does a NetworkPolicyPeer match `source` (a Pod, or an IP address outside the cluster)?"""
     if "ipBlock" in peer:
-        if isinstance(source, Pod):
-            return False  # pod traffic is matched by selectors in the implementations this is run on
+        # Whether an ipBlock also matches pods' addresses is left to the network plugin; Calico's does
+        # (it matches any address), so a pod is matched by its IP too.
         network = ipaddress.ip_network(peer["ipBlock"]["cidr"])
         excepted = [ipaddress.ip_network(cidr) for cidr in peer["ipBlock"].get("except", [])]
-        address = ipaddress.ip_address(source)
+        address = ipaddress.ip_address(source.ip if isinstance(source, Pod) else source)
         return address in network and not any(address in net for net in excepted)
     if not isinstance(source, Pod):
         return False
@@ -192,6 +192,24 @@ def test_only_notification_reaches_out_and_only_to_mail_servers(network):
             assert not policies.allowed(pods[name], INTERNET, port), (name, port)
         smtp = {port for port in (25, 465, 587) if policies.allowed(pods[name], INTERNET, port)}
         assert smtp == ({25, 465, 587} if name == "notification" else set()), name
+
+
+# Where clusters put their pods and Services: kubeadm's and minikube's defaults, k3s's, GKE's, EKS's
+# (its VPC), a cluster on a home network, carrier-grade NAT ranges some plugins use, and link-local.
+IN_CLUSTER = {"pod (minikube)": "10.244.0.7", "Service (minikube)": "10.96.0.10", "pod (k3s)": "10.42.0.5",
+              "Service (k3s)": "10.43.0.10", "pod (EKS)": "172.31.20.4", "node": "192.168.49.2",
+              "pod (CGNAT)": "100.64.3.4", "metadata": "169.254.169.254"}
+
+
+@pytest.mark.parametrize("port", [25, 465, 587])
+def test_notification_reaches_mail_servers_outside_the_cluster_only(network, port):
+    """Mail may go to the internet; the same ports on an address of the cluster (a pod of another
+    namespace, a Service, a node) stay closed, so SMTP_HOST cannot be pointed at them."""
+    policies, pods = network
+    assert policies.allowed(pods["notification"], INTERNET, port)
+    for what, address in IN_CLUSTER.items():
+        assert not policies.allowed(pods["notification"], address, port), what
+    assert not policies.allowed(pods["notification"], OUTSIDERS["stranger"], port)
 
 
 def test_keda_may_read_the_queue_length_only_with_its_component(with_keda, network):

@@ -273,3 +273,32 @@ def test_code_is_synced_to_the_same_places(name, compose_config, compose_env_fil
     compose_rebuilds = {relative(rule["path"], repo_root) for rule in watch if rule["action"] == "rebuild"}
     requirements = {path for path in tilt_syncs if path.endswith("requirements.txt")}
     assert requirements == {path for path in compose_rebuilds if path.endswith("requirements.txt")}
+
+
+def mebibytes(quantity: str) -> float:
+    """A size as compose's tmpfs option (`2g`, `2048m`) or Kubernetes (`2Gi`) writes it, in MiB."""
+    number, unit = re.fullmatch(r"(\d+)([a-zA-Z]*)", quantity).groups()
+    factor = {"": 2**-20, "k": 2**-10, "m": 1, "g": 1024, "Ki": 2**-10, "Mi": 1, "Gi": 1024}[unit]
+    return int(number) * factor
+
+
+def test_the_converters_tmp_is_bounded_alike_and_holds_the_largest_upload_with_its_mp3(compose_apps, k8s):
+    """The converter copies a video it cannot pipe (AVI, MPEG, an MP4 with its index last) into /tmp
+    and writes the MP3 there. In compose /tmp is memory (a tmpfs, unbounded it may take half the
+    host's); in Kubernetes it is disk. Both get the same size: the largest upload and the largest
+    MP3 ffmpeg may write, with room, and not much more."""
+    from converter.ffmpeg import FILE_SIZE_MARGIN, Limits
+
+    tmpfs = compose_apps["converter"]["tmpfs"]
+    assert len(tmpfs) == 1 and tmpfs[0].startswith("/tmp:"), tmpfs
+    options = dict(option.split("=", 1) for option in tmpfs[0].removeprefix("/tmp:").split(","))
+    deployment = named(k8s, "Deployment")["converter"]
+    volumes = {volume["name"]: volume for volume in deployment["spec"]["template"]["spec"]["volumes"]}
+    mount = next(m for m in container(deployment)["volumeMounts"] if m["mountPath"] == "/tmp")
+    assert mebibytes(options["size"]) == mebibytes(volumes[mount["name"]]["emptyDir"]["sizeLimit"])
+
+    environment = resolved_env(k8s, container(deployment))
+    largest_mp3 = Limits(int(environment["MAX_DURATION_SECONDS"]), 1).output_bytes + FILE_SIZE_MARGIN
+    largest_upload = int(compose_apps["gateway"]["environment"]["MAX_UPLOAD_MB"]) * 2**20
+    needed = (largest_upload + largest_mp3) / 2**20
+    assert needed < mebibytes(options["size"]) < 1.5 * needed

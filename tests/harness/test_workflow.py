@@ -171,20 +171,22 @@ def test_the_jobs_the_project_needs(workflow):
     builds = [s for s in steps(workflow, "images") if s.get("uses", "").startswith("docker/build-push-action@")]
     assert any(set(s["with"]["platforms"].split(",")) == {"linux/amd64", "linux/arm64"} for s in builds)
     assert set(jobs["images"]["strategy"]["matrix"]["service"]) == {"auth", "gateway", "converter", "notification"}
-    assert jobs["arm64"]["runs-on"].endswith("-arm")
+    assert "ubuntu-24.04-arm" in jobs["arm64"]["runs-on"]
 
 
 # ---------------------------------------------------------------- the commands are the README's
 
 
 def test_the_readmes_kubernetes_commands_are_what_the_workflow_runs(workflow):
-    """The Tilt block (`tilt ci`, its non-interactive form, for `tilt up`), the no-Tilt block, and the
-    README's curl commands through the port-forwarded gateway."""
+    """The README's Kubernetes block (`tilt ci`, its non-interactive form, for `tilt up`), the no-Tilt
+    block of docs/kubernetes.md, and the README's curl commands through the port-forwarded gateway."""
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Kubernetes"):readme.index("## Benchmarks")]
-    curl = readme[readme.index("## Try it with curl"):readme.index("## The API")]
+    kubernetes = (ROOT / "docs/kubernetes.md").read_text()
+    section = readme[readme.index("**Kubernetes**"):readme.index("**Devcontainer**")]
+    without_tilt = kubernetes[kubernetes.index("## Without Tilt"):kubernetes.index("### Network policies")]
+    curl = readme[readme.index("## Try it with curl"):readme.index("## The other ways to run it")]
     wanted = []
-    for text in (section, curl):
+    for text in (section, without_tilt, curl):
         for block in re.findall(r"```sh\n(.*?)```", text, re.DOTALL):
             wanted += [re.sub(r"<(\w+)>", lambda m: "$" + m.group(1).upper(), line) for line in logical_lines(block)]
     ran = "\n".join(run_lines(workflow, "kubernetes"))
@@ -199,7 +201,7 @@ def test_the_devcontainer_job_runs_the_documented_command(workflow):
     assert step["with"]["runCmd"] in (ROOT / "docs/compose.md").read_text()
 
 
-@pytest.mark.parametrize("job", ["test", "compose", "kubernetes", "images", "arm64"])
+@pytest.mark.parametrize("job", ["test", "compose", "kubernetes", "images", "arm64", "arm64-skipped"])
 def test_every_command_the_workflow_runs_is_documented_or_ci_plumbing(workflow, job):
     documented = documented_commands()
     strangers = [line for line in run_lines(workflow, job)
@@ -212,3 +214,92 @@ def test_the_ci_tools_it_needs_are_on_githubs_runners_or_installed_by_it(workflo
     ran = "\n".join(run_lines(workflow, "kubernetes"))
     assert "tilt-dev/tilt/releases/download" in ran and "ffmpeg" in ran
     assert shutil.which("true")  # (nothing to install here: the workflow runs there)
+
+
+# ---------------------------------------------------------------- what the runners and the tools do
+
+
+def expression(text: str, context: dict):
+    """The value of a GitHub Actions expression (`${{ ... }}` or an `if:`) made of context names, string
+    literals, !, ==, !=, && and || (the subset this workflow uses; anything else is refused). As on
+    GitHub, && and || give one of their operands, and an unset repository variable is ''."""
+    source = text.strip().removeprefix("${{").removesuffix("}}").strip()
+    python = []
+    for token in re.findall(r"'[^']*'|[\w.-]+|&&|\|\||==|!=|!|\(|\)|\S", source):
+        if token.startswith("'"):
+            python.append(repr(token[1:-1]))
+        elif token in ("&&", "||", "!"):
+            python.append({"&&": " and ", "||": " or ", "!": " not "}[token])
+        elif token in ("==", "!=", "(", ")"):
+            python.append(token)
+        elif re.fullmatch(r"(github|vars)(\.[\w-]+)+", token):
+            python.append(f"context.get({token!r}, '')")
+        else:
+            raise AssertionError(f"the test does not evaluate {token!r} in {text!r}")
+    return eval("".join(python), {"context": context})  # noqa: S307 (built from the tokens above only)
+
+
+def runs(job: dict, context: dict) -> bool:
+    return "if" not in job or bool(expression(job["if"], context))
+
+
+def test_the_expression_reader_reads_as_github_does():
+    context = {"github.event.repository.private": True, "vars.X": ""}
+    assert expression("${{ vars.X || 'fallback' }}", context) == "fallback"
+    assert expression("!github.event.repository.private || vars.X != ''", context) is False
+    assert expression("github.event.repository.private && vars.X == ''", context) is True
+
+
+def test_the_devcontainer_job_makes_env_before_devcontainers_ci_builds(workflow):
+    """devcontainers/ci runs `devcontainer build` first, which reads the compose files without running
+    initializeCommand: .env must exist before it (tests/devcontainer/test_ci_job.py replays the job)."""
+    job = steps(workflow, "devcontainer")
+    action = next(i for i, s in enumerate(job) if s.get("uses", "").startswith("devcontainers/ci@"))
+    makes_env = [i for i, s in enumerate(job) if "scripts/init-env" in logical_lines(s.get("run", ""))]
+    assert makes_env and makes_env[0] < action, "no `scripts/init-env` step before devcontainers/ci"
+
+
+def test_buildx_is_set_up_before_devcontainers_ci(workflow):
+    """Without buildx, devcontainers/ci warns and passes having run nothing."""
+    job = steps(workflow, "devcontainer")
+    action = next(i for i, s in enumerate(job) if s.get("uses", "").startswith("devcontainers/ci@"))
+    buildx = [i for i, s in enumerate(job) if s.get("uses", "").startswith("docker/setup-buildx-action@")]
+    assert buildx and buildx[0] < action
+    assert job[buildx[0]].get("with", {}).get("driver") == "docker", "the engine's builder: `up` needs the image"
+
+
+def minikube_starts(workflow: dict) -> list[str]:
+    lines = [line for job in workflow["jobs"] for line in run_lines(workflow, job)]
+    lines += documented_commands()
+    starts = [line for line in lines if line.startswith("minikube start")]
+    assert starts, "no `minikube start` found"
+    return starts
+
+
+def test_minikube_runs_docker_as_its_container_runtime(workflow):
+    """minikube defaults to containerd from v1.39; Tilt builds into minikube only when its runtime is Docker."""
+    for line in minikube_starts(workflow):
+        assert "--container-runtime=docker" in line.split(), line
+
+
+def test_minikube_asks_for_no_more_cpus_than_a_private_repositorys_runner_has(workflow):
+    """`--cpus N` above the machine's count stops minikube; private repositories' runners have 2."""
+    for line in minikube_starts(workflow):
+        cpus = re.search(r"--cpus[= ](\S+)", line)
+        assert cpus is None or cpus[1] == "max" or int(cpus[1]) <= 2, line
+
+
+@pytest.mark.parametrize("private", [False, True], ids=["public", "private"])
+@pytest.mark.parametrize("arm64_runner", ["", "my-arm64-runner"], ids=["no-variable", "ARM64_RUNNER"])
+def test_the_arm64_job_runs_where_an_arm64_runner_exists_and_says_why_where_not(workflow, private, arm64_runner):
+    jobs = workflow["jobs"]
+    context = {"github.event.repository.private": private, "vars.ARM64_RUNNER": arm64_runner}
+    has_runner = not private or bool(arm64_runner)
+    assert runs(jobs["arm64"], context) is has_runner
+    assert runs(jobs["arm64-skipped"], context) is not has_runner, "exactly one of the two runs"
+    if has_runner:
+        assert expression(jobs["arm64"]["runs-on"], context) == (arm64_runner or "ubuntu-24.04-arm")
+    else:
+        assert not jobs["arm64-skipped"]["runs-on"].endswith("-arm")
+        said = " ".join(run_lines(workflow, "arm64-skipped"))
+        assert "::notice" in said and "public repositories only" in said and "ARM64_RUNNER" in said

@@ -11,12 +11,11 @@ import requests
 
 from auth import delete_user
 from common import storage
+from runlocal import mongo
 from runlocal.throwaway import environment
 from tests.integration.conftest import TOKEN_CACHE_SECONDS
 from tests.integration.test_flow import create_user
 from tests.servers import ROOT, Client
-
-pytestmark = pytest.mark.integration
 
 
 def run_script(env, name, *args, stdin=""):
@@ -48,7 +47,7 @@ def seconds_until_refused(client: Client, limit: float) -> float:
 
 
 def stored(env, job: dict) -> dict:
-    db = storage.connect(env["MONGODB_URI"], env["MONGODB_DB"])
+    db = mongo.connect(env["MONGODB_URI"], env["MONGODB_DB"])
     return {
         "job": db["jobs"].count_documents({"_id": storage.object_id(job["job_id"])}),
         "video": db[f"{storage.VIDEOS}.files"].count_documents({"_id": storage.object_id(job["video_fid"])}),
@@ -67,7 +66,7 @@ def test_delete_user_revokes_the_token_and_a_new_account_with_the_address_starts
 
     # In this process, as the stack is: the in-memory MongoDB is this process's own.
     with environment(stack_env):
-        assert delete_user.main(["frank@example.com"]) == 0
+        assert delete_user.main(["frank@example.com"], connect=mongo.connect) == 0
 
     assert auth_validates(stack, frank.token) == 401
     assert seconds_until_refused(frank, TOKEN_CACHE_SECONDS + 1) <= TOKEN_CACHE_SECONDS + 0.5
@@ -82,7 +81,7 @@ def test_delete_user_revokes_the_token_and_a_new_account_with_the_address_starts
 
 def test_delete_user_of_nobody_says_so(stack_env):
     with environment(stack_env), pytest.raises(SystemExit, match=r"No user nobody@example\.com"):
-        delete_user.main(["nobody@example.com"])
+        delete_user.main(["nobody@example.com"], connect=mongo.connect)
 
 
 def test_a_password_change_revokes_earlier_tokens_within_the_cache_time(stack, stack_env):

@@ -21,11 +21,17 @@ import pika
 import pytest
 from pika.exceptions import ChannelClosedByBroker
 
-from common.broker import DEAD_LETTER_EXCHANGE, Publisher, dead_letter_queue, declare_topology
+from common.broker import (
+    DEAD_LETTER_EXCHANGE,
+    PERSISTENT,
+    Publisher,
+    dead_letter_queue,
+    declare_topology,
+    queue_arguments,
+)
 from common.consumer import Consumer
 from common.handler import Outcome
-
-pytestmark = pytest.mark.integration
+from common.queue_migration import declares
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "init/rabbitmq-definitions.sh"
@@ -121,7 +127,8 @@ def test_the_definitions_are_the_topology_common_broker_declares(broker):
         assert admin.queue_declare(queue, passive=True).method.queue == queue
         assert admin.queue_declare(dead_letter_queue(queue), passive=True)
     # And exactly as common.broker declares them: a declaration with other arguments would be refused.
-    declare_topology(admin, queues)
+    declare_topology(admin, queues, prioritised=(env["VIDEO_QUEUE"],))
+    assert declares(admin.connection, env["VIDEO_QUEUE"], queue_arguments(env["VIDEO_QUEUE"], prioritised=True))
     admin.connection.close()
 
 
@@ -138,14 +145,14 @@ def test_each_service_does_its_work_with_its_own_user(broker):
         delivered.set()
         return Outcome.ack()
 
-    converter = Consumer(url=urls["converter"], queue=video, queues=(video, mp3), handler=convert)
+    converter = Consumer(url=urls["converter"], queue=video, queues=(video, mp3), handler=convert, prioritised=True)
     notification = Consumer(url=urls["notification"], queue=mp3, queues=(mp3,), handler=notify)
     threads = [threading.Thread(target=c.run, args=(stop,), daemon=True) for c in (converter, notification)]
     for thread in threads:
         thread.start()
     try:
         assert converter.consuming.wait(30) and notification.consuming.wait(30), "a consumer was refused"
-        publisher = Publisher(urls["gateway"], (video,))
+        publisher = Publisher(urls["gateway"], (video,), prioritised=(video,))
         publisher.publish(video, {"job_id": "users-test"})
         assert publisher.consumer_count(mp3) == 1  # the gateway's readiness check, passive
         publisher.close()
@@ -210,6 +217,39 @@ def test_dead_letters_need_no_permission_of_the_consumer(broker):
     admin.connection.close()
 
 
+def test_the_converter_may_move_a_video_queue_from_before_priorities_over(broker):
+    """A broker whose data predates the priority queue keeps the old one; the converter's user rebuilds it."""
+    urls, env = broker
+    video = env["VIDEO_QUEUE"]
+    admin = channel(urls["admin"])
+    admin.queue_delete(video)
+    admin.queue_declare(video, durable=True, arguments=queue_arguments(video, prioritised=False))
+    admin.confirm_delivery()
+    admin.basic_publish("", video, b'{"job_id": "from-before"}', PERSISTENT, mandatory=True)
+    Publisher(urls["gateway"], (video,), prioritised=(video,)).publish(video, {"job_id": "meanwhile"}, priority=5)
+    got = []
+    both = threading.Event()
+    stop = threading.Event()
+
+    def convert(delivery, _cancel):
+        got.append(json.loads(delivery.body)["job_id"])
+        if len(got) == 2:
+            both.set()
+        return Outcome.ack()
+
+    converter = Consumer(url=urls["converter"], queue=video, queues=(video,), handler=convert, prioritised=True)
+    thread = threading.Thread(target=converter.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert both.wait(30), f"the converter got {got}"
+    finally:
+        stop.set()
+        thread.join(30)
+    assert sorted(got) == ["from-before", "meanwhile"]
+    assert declares(admin.connection, video, queue_arguments(video, prioritised=True))
+    admin.connection.close()
+
+
 def test_the_broker_loads_the_file_the_script_writes():
     written = [line for line in SCRIPT.read_text().splitlines() if line.startswith("DEFINITIONS=")]
     assert written and written[0].split("=", 1)[1].split()[0] in CONF.read_text()
@@ -232,3 +272,27 @@ def test_bad_variables_stop_the_broker_with_what_to_do(overrides, message, tmp_p
     result = write_definitions(env, tmp_path)
     assert result.returncode != 0 and message in result.stderr, result.stderr
     assert not (tmp_path / "definitions.json").exists(), "nothing is written when a variable is wrong"
+
+
+def test_the_gateway_may_read_the_depth_of_every_queue_it_reports(broker):
+    """GET /metrics reports each queue's depth (common.metrics.QueueDepths) from a passive declare, made
+    with the gateway's own user, which may declare only the video queue: RabbitMQ asks no permission
+    for a passive declare, so all four are read, the mp3 queues included."""
+    urls, env = broker
+    queues = [env["VIDEO_QUEUE"], env["MP3_QUEUE"]]
+    admin = channel(urls["admin"])
+    admin.confirm_delivery()
+    for queue in [*queues, *map(dead_letter_queue, queues)]:
+        admin.queue_purge(queue)  # what other tests left
+        admin.basic_publish("", queue, b'{"job_id": "depth"}', mandatory=True)
+    admin.connection.close()
+    publisher = Publisher(urls["gateway"], (env["VIDEO_QUEUE"],), prioritised=(env["VIDEO_QUEUE"],))  # as the gateway
+    try:
+        depths = {queue: publisher.queue_counts(queue)[0] for queue in [*queues, *map(dead_letter_queue, queues)]}
+    finally:
+        publisher.close()
+        purge = channel(urls["admin"])
+        for queue in depths:
+            purge.queue_purge(queue)
+        purge.connection.close()
+    assert depths == dict.fromkeys(depths, 1)

@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from common.jobs import Jobs
-from common.storage import connect, object_id
+from common.storage import object_id
+from runlocal.mongo import connect
 from sample_media import audio_seconds
 from tests.servers import ADMIN, ROOT, Client, queue_depth
-
-pytestmark = pytest.mark.integration
 
 
 def create_user(env, email, password, *extra):

@@ -14,9 +14,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.broker import connection_parameters, dead_letter_queue
-from tests.servers import ADMIN, ROOT, Client, free_port
-
-pytestmark = pytest.mark.integration
+from tests.servers import ADMIN, ROOT, Client, free_port, served_mongodb_uri
 
 
 def scrape(url: str) -> dict[tuple, float]:
@@ -83,7 +81,8 @@ def gunicorn_gateway(stack, stack_env, tmp_path):
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     (metrics_dir / "counter_1.db").write_bytes(b"left by an earlier run")
-    env = {**os.environ, **stack_env, "GATEWAY_PORT": str(port), "HTTP_WORKERS": "2", "HTTP_THREADS": "4",
+    env = {**os.environ, **stack_env, "MONGODB_URI": served_mongodb_uri(), "GATEWAY_PORT": str(port),
+           "HTTP_WORKERS": "2", "HTTP_THREADS": "4",
            "AUTH_SVC_ADDRESS": stack.auth_url, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
            "VIDEO_QUEUE": stack_env["VIDEO_QUEUE"] + ".gunicorn", "MP3_QUEUE": stack_env["MP3_QUEUE"] + ".gunicorn"}
     process = subprocess.Popen([sys.executable, "-m", "gateway"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
@@ -95,7 +94,7 @@ def gunicorn_gateway(stack, stack_env, tmp_path):
             try:
                 if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused, or no worker has booted yet to answer
                 time.sleep(0.2)
         else:
             pytest.fail("gunicorn did not start")

@@ -15,9 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.servers import free_port, ready_run_local
-
-pytestmark = pytest.mark.integration
+from tests.servers import free_port, ready_run_local, served_mongodb_uri
 
 ROOT = Path(__file__).resolve().parents[2]
 # The checkout (code and .venv) stays visible, read-only, even where it lives under /tmp: it is parked on
@@ -68,7 +66,8 @@ def test_gunicorn_serves_with_nothing_writable_but_tmp_and_says_nothing_about_it
                                                                                  tmp_path):
     """No control socket, no worker temp file outside /dev/shm, no bytecode: nothing to write."""
     port = free_port()
-    env = {**os.environ, **stack_env, "GATEWAY_PORT": str(port), "HOME": "/nonexistent",
+    env = {**os.environ, **stack_env, "MONGODB_URI": served_mongodb_uri(), "GATEWAY_PORT": str(port),
+           "HOME": "/nonexistent",
            "AUTH_SVC_ADDRESS": "http://127.0.0.1:9", "HTTP_WORKERS": "2"}
     log = tmp_path / "gateway.log"
     with log.open("w") as out:

@@ -9,8 +9,6 @@ import requests
 
 from tests.servers import ready_run_local, run_local
 
-pytestmark = pytest.mark.integration
-
 
 def test_run_local_serves_until_sigterm_then_exits_0(stack_env):
     env = {**stack_env, "MYSQL_DB": stack_env["MYSQL_DB"] + "_rl", "VIDEO_QUEUE": stack_env["VIDEO_QUEUE"] + ".rl",

@@ -1,7 +1,7 @@
 """One upload is one trace across the four services and RabbitMQ, as run-local wires them.
 
 The spans are read with the SDK's in-memory exporter (added to every service's TracerProvider of this
-process), then as a person would get them: printed by `OTEL_TRACES_EXPORTER=console scripts/run-local`,
+process, runlocal.traces), then as a person would get them: printed by `OTEL_TRACES_EXPORTER=console scripts/run-local`,
 and sent over OTLP/HTTP to a receiver that decodes the protobuf as Jaeger does.
 """
 
@@ -18,17 +18,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from common import telemetry
 from common.broker import Publisher
 from common.consumer import Consumer
 from common.handler import Outcome
 from common.logs import JSONFormatter
 from common.settings import ConverterSettings, GatewaySettings, load
+from runlocal import traces
 from runlocal.throwaway import environment
 from tests.integration.test_flow import create_user
 from tests.servers import Client, free_port, ready_run_local
-
-pytestmark = pytest.mark.integration
 
 SERVICES = {"gateway", "auth", "converter", "notification"}
 
@@ -48,7 +46,7 @@ class Lines(logging.Handler):
 @pytest.fixture
 def memory_spans(stack):
     exporter = InMemorySpanExporter()
-    for provider in telemetry.providers():
+    for provider in traces.providers():
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     yield exporter
     exporter.shutdown()  # the processors stay on the providers; a shut-down exporter keeps nothing
@@ -144,9 +142,10 @@ def test_a_redelivery_starts_its_own_trace_linked_to_the_original(servers, stack
     own, linked to the publish, so that the upload's trace is not stretched over the wait."""
     queue = stack_env["VIDEO_QUEUE"] + ".redelivery"
     env = {**stack_env, "VIDEO_QUEUE": queue}
+    traces.install()  # as run-local does: the spans of the publish and the consumer go to their service
     with environment(env):
-        provider = telemetry.tracer_provider(load(ConverterSettings))
-        gateway_provider = telemetry.tracer_provider(load(GatewaySettings, auth_svc_address="http://127.0.0.1:1"))
+        provider = traces.provider_for(load(ConverterSettings))
+        gateway_provider = traces.provider_for(load(GatewaySettings, auth_svc_address="http://127.0.0.1:1"))
     exporter = InMemorySpanExporter()
     for each in (provider, gateway_provider):
         each.add_span_processor(SimpleSpanProcessor(exporter))
@@ -199,6 +198,11 @@ def one_trace_of_four_services(spans: list[tuple[str, str, str]]) -> set:
     assert len(upload_traces) == 1, spans
     [trace_id] = upload_traces
     return {svc for tid, svc, _name in spans if tid == trace_id}
+
+
+def services_of_upload_trace(spans: list[tuple[str, str, str]]) -> set:
+    upload_traces = {trace_id for trace_id, _service, name in spans if name == "POST /upload"}
+    return {svc for tid, svc, _name in spans if tid in upload_traces} if len(upload_traces) == 1 else set()
 
 
 def upload_and_wait(client, samples):
@@ -270,9 +274,8 @@ def test_run_local_sends_the_spans_over_otlp(stack_env, samples):
             threading.Thread(target=read_lines, args=(process, []), daemon=True).start()
             upload_and_wait(client, samples)
             deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not any(
-                name.endswith(".otlp process") and svc == "notification" for _t, svc, name in Receiver.spans
-            ):
+            # Each service exports its own batches: wait until all four have sent theirs of the upload.
+            while time.monotonic() < deadline and services_of_upload_trace(Receiver.spans) != SERVICES:
                 time.sleep(0.2)
     finally:
         server.shutdown()

@@ -1,10 +1,13 @@
 """The gateway under test: its app with mongomock, a fake broker and a fake auth, every answer checked
 against openapi.yaml."""
 
+import contextlib
+import threading
 import time
 
 import requests
 from requests.structures import CaseInsensitiveDict
+from werkzeug.serving import make_server
 
 from common.settings import GatewaySettings, load
 from gateway.app import create_app
@@ -54,7 +57,7 @@ class FakeAuth:
 
 
 def gateway_settings(**overrides) -> GatewaySettings:
-    return load(GatewaySettings, **{"rabbitmq_url": "amqp://guest:guest@127.0.0.1:5672/%2F",
+    return load(GatewaySettings, **{"rabbitmq_url": "amqp://guest:guest@127.0.0.1:5672/%2F", "mongodb_uri": "mongodb://unused/",
                                     "auth_svc_address": "http://127.0.0.1:5000", "max_upload_mb": 1,
                                     "video_queue": VIDEO_QUEUE, "mp3_queue": MP3_QUEUE, **overrides})
 
@@ -63,3 +66,16 @@ def gateway_app(settings: GatewaySettings, db, publisher, auth):
     app = create_app(settings, db=db, publisher=publisher, auth=auth)
     app.test_client_class = ContractClient  # every answer is also checked against openapi.yaml
     return app
+
+
+@contextlib.contextmanager
+def served(app):
+    """The app behind a real threaded HTTP server (werkzeug's, as run-local serves it); yields its URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)

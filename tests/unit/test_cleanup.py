@@ -2,11 +2,13 @@
 several converters sweeping at once never fight nor leave anything half-deleted that a user could see."""
 
 import io
+import os
 import threading
 from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import pytest
+from bson import ObjectId
 from pymongo.errors import ServerSelectionTimeoutError
 
 from common import storage
@@ -20,7 +22,8 @@ NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
 def cleanup(db, **settings) -> Cleanup:
-    return Cleanup(load(ConverterSettings, rabbitmq_url="amqp://guest:guest@127.0.0.1/", **settings), db)
+    return Cleanup(load(ConverterSettings, rabbitmq_url="amqp://guest:guest@127.0.0.1/", mongodb_uri="mongodb://unused/",
+                        **settings), db)
 
 
 def stored_counts(db) -> dict[str, int]:
@@ -202,3 +205,47 @@ def test_deleting_an_account_takes_all_its_jobs_and_files_and_leaves_others_alon
     assert Jobs(memory_db).list_owned(OWNER, 100) == []
     assert visible(memory_db, theirs)
     assert JobDeletion(memory_db).delete_all_owned(OWNER) == 0  # again: nothing left, nothing breaks
+
+
+def object_id_at(moment: datetime) -> ObjectId:
+    """A fresh ObjectId made at `moment`, as pymongo makes one for a chunk or file when it writes it."""
+    return ObjectId(ObjectId.from_datetime(moment).binary[:4] + os.urandom(8))
+
+
+def chunks_without_file(db, bucket: str, started: timedelta, last_written: timedelta) -> ObjectId:
+    """What an upload leaves when its process dies (OOM, SIGKILL): chunks, and no files document, which
+    GridFS writes last. Its file id is made when the upload starts; each chunk's id when it is written."""
+    file_id = object_id_at(NOW - started)
+    moments = [NOW - started, NOW - (started + last_written) / 2, NOW - last_written]
+    db[f"{bucket}.chunks"].insert_many([{"_id": object_id_at(moment), "files_id": file_id, "n": n, "data": b"x" * 100}
+                                        for n, moment in enumerate(moments)])
+    return file_id
+
+
+@pytest.mark.parametrize("bucket", [storage.VIDEOS, storage.MP3S])
+def test_chunks_of_an_upload_that_died_go_a_grace_period_after_its_last_chunk(memory_db, bucket):
+    hours = timedelta(hours=1)
+    died = chunks_without_file(memory_db, bucket, started=30 * hours, last_written=25 * hours)
+    died_long_ago = chunks_without_file(memory_db, bucket, started=900 * hours, last_written=800 * hours)
+    slow_but_alive = chunks_without_file(memory_db, bucket, started=30 * hours, last_written=timedelta(minutes=1))
+    died_recently = chunks_without_file(memory_db, bucket, started=3 * hours, last_written=2 * hours)
+    whole = object_id_at(NOW - 30 * hours)  # a file stored whole, whose job owns it
+    storage.bucket(memory_db, bucket).upload_from_stream_with_id(whole, "f", io.BytesIO(b"x" * 1000))
+    job_id = memory_db["jobs"].insert_one({"video_fid": whole, "status": "converting", "updated_at": NOW}).inserted_id
+    memory_db[f"{bucket}.files"].update_one({"_id": whole}, {"$set": {"metadata": {"job_id": str(job_id)}}})
+
+    cleanup(memory_db, retention_days=0, unfinished_upload_grace_hours=24).sweep(NOW)
+
+    left = set(memory_db[f"{bucket}.chunks"].distinct("files_id"))
+    assert {died, died_long_ago}.isdisjoint(left)
+    assert {slow_but_alive, died_recently, whole} <= left
+    assert memory_db[f"{bucket}.chunks"].count_documents({"files_id": slow_but_alive}) == 3
+    assert storage.bucket(memory_db, bucket).open_download_stream(whole).read() == b"x" * 1000
+
+
+def test_the_grace_for_unfinished_uploads_is_a_setting(memory_db):
+    died = chunks_without_file(memory_db, storage.VIDEOS, started=timedelta(hours=5), last_written=timedelta(hours=3))
+    cleanup(memory_db, retention_days=0, unfinished_upload_grace_hours=4).sweep(NOW)
+    assert memory_db["videos.chunks"].count_documents({"files_id": died}) == 3
+    cleanup(memory_db, retention_days=0, unfinished_upload_grace_hours=2).sweep(NOW)
+    assert memory_db["videos.chunks"].count_documents({"files_id": died}) == 0

@@ -23,7 +23,8 @@ from converter.ffmpeg import Cancelled, ConversionFailed, convert
 from converter.handler import Converter
 from sample_media import audio_seconds, make_video, module_posing_as_matroska
 
-SETTINGS = dict(rabbitmq_url="amqp://guest:guest@127.0.0.1/", video_queue="video", mp3_queue="mp3", max_attempts=3)
+SETTINGS = dict(rabbitmq_url="amqp://guest:guest@127.0.0.1/", mongodb_uri="mongodb://unused/", video_queue="video",
+                mp3_queue="mp3", max_attempts=3)
 
 
 @pytest.fixture
@@ -236,7 +237,7 @@ def test_after_max_attempts_the_job_fails_instead_of_looping(converter, memory_d
 def test_transient_storage_errors_are_retried_then_succeed(converter, memory_db, samples):
     job, message = queue_upload(memory_db, samples["faststart.mp4"])
     mp3s = converter._mp3s
-    real_upload = mp3s.upload_from_stream
+    real_upload = mp3s.upload_from_chunks
     failures = iter([AutoReconnect("blip"), AutoReconnect("blip")])
 
     def flaky(*args, **kwargs):
@@ -245,7 +246,7 @@ def test_transient_storage_errors_are_retried_then_succeed(converter, memory_db,
             raise error
         return real_upload(*args, **kwargs)
 
-    with mock.patch.object(mp3s, "upload_from_stream", side_effect=flaky) as upload:
+    with mock.patch.object(mp3s, "upload_from_chunks", side_effect=flaky) as upload:
         outcome = deliver(converter, message)
 
     assert upload.call_count == 3
@@ -258,7 +259,7 @@ def test_storage_that_stays_down_hands_the_message_back_until_attempts_run_out(c
     the job stays open, so it converts once MongoDB answers; MAX_ATTEMPTS still bounds it."""
     job, message = queue_upload(memory_db, samples["faststart.mp4"])
 
-    with mock.patch.object(converter._mp3s, "upload_from_stream", side_effect=AutoReconnect("down")) as upload:
+    with mock.patch.object(converter._mp3s, "upload_from_chunks", side_effect=AutoReconnect("down")) as upload:
         outcomes = [deliver(converter, message, redelivered=n > 0) for n in range(4)]
 
     assert upload.call_count == 3 * 4
@@ -271,7 +272,7 @@ def test_storage_that_stays_down_hands_the_message_back_until_attempts_run_out(c
 
 def test_after_a_storage_outage_the_handed_back_job_converts_once(converter, memory_db, samples):
     job, message = queue_upload(memory_db, samples["faststart.mp4"])
-    with mock.patch.object(converter._mp3s, "upload_from_stream", side_effect=AutoReconnect("down")):
+    with mock.patch.object(converter._mp3s, "upload_from_chunks", side_effect=AutoReconnect("down")):
         assert deliver(converter, message).action is Action.REQUEUE
     assert Jobs(memory_db).get(job["_id"])["status"] == "converting"
 
@@ -317,7 +318,7 @@ def test_a_redelivery_while_mongodb_is_unreachable_is_handed_back_not_dead_lette
 
 def test_a_storage_error_that_is_not_an_outage_fails_the_job_with_a_reason(converter, memory_db, samples):
     job, message = queue_upload(memory_db, samples["faststart.mp4"])
-    with mock.patch.object(converter._mp3s, "upload_from_stream", side_effect=OperationFailure("bad document")):
+    with mock.patch.object(converter._mp3s, "upload_from_chunks", side_effect=OperationFailure("bad document")):
         outcome = deliver(converter, message)
     assert outcome.action is Action.REJECT
     failed = Jobs(memory_db).get(job["_id"])

@@ -7,14 +7,13 @@ import time
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from common import storage
 from common.jobs import Jobs
 from gateway import job_stream
 from gateway.app import create_app
 from tests.sse import read_events
-from tests.unit.gateway_double import ALICE_TOKEN, BOB_TOKEN, FakeAuth, gateway_settings
+from tests.unit.gateway_double import ALICE_TOKEN, BOB_TOKEN, FakeAuth, gateway_settings, served
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -24,13 +23,8 @@ STEP = 0.25  # how long each state lasts: several polls at the test's POLL_SECON
 @pytest.fixture
 def gateway_url(settings, memory_db, fake_publisher, monkeypatch):
     monkeypatch.setattr(job_stream, "POLL_SECONDS", 0.02)
-    app = create_app(settings, db=memory_db, publisher=fake_publisher, auth=FakeAuth())
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(10)
+    with served(create_app(settings, db=memory_db, publisher=fake_publisher, auth=FakeAuth())) as url:
+        yield url
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ class NoAuth:
 
 @pytest.fixture
 def client(memory_db, fake_publisher):
-    settings = load(GatewaySettings, rabbitmq_url="amqp://guest:guest@127.0.0.1:5672/%2F",
+    settings = load(GatewaySettings, rabbitmq_url="amqp://guest:guest@127.0.0.1:5672/%2F", mongodb_uri="mongodb://unused/",
                     auth_svc_address="http://127.0.0.1:5000", video_queue=VIDEO, mp3_queue=MP3)
     return create_app(settings, db=memory_db, publisher=fake_publisher, auth=NoAuth()).test_client()
 

@@ -18,7 +18,7 @@ from common.removal import JobDeletion
 from common.settings import NotificationSettings, load
 from notification.handler import Notifier
 
-BASE = dict(rabbitmq_url="amqp://guest:guest@127.0.0.1/", public_url="http://converter.test:8080")
+BASE = dict(rabbitmq_url="amqp://guest:guest@127.0.0.1/", mongodb_uri="mongodb://unused/", public_url="http://converter.test:8080")
 
 
 class Inbox:

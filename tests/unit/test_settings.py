@@ -26,6 +26,7 @@ VALID = {
     "MYSQL_DB": "converter",
     "JWT_SECRET": "a-unit-test-secret-of-32-chars!!",
     "RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
+    "MONGODB_URI": "mongodb://127.0.0.1:27017/",
     "AUTH_SVC_ADDRESS": "http://127.0.0.1:5000",
 }
 
@@ -173,6 +174,9 @@ MALFORMED = [
     (ConverterSettings, "RETENTION_DAYS", "-1"),
     (ConverterSettings, "RETENTION_DAYS", "a week"),
     (ConverterSettings, "CLEANUP_INTERVAL_SECONDS", "0"),
+    (ConverterSettings, "UNFINISHED_UPLOAD_GRACE_HOURS", "0"),
+    (GatewaySettings, "MAX_EVENT_STREAMS_PER_USER", "0"),
+    (GatewaySettings, "MAX_UPLOADS_IN_FLIGHT", "0"),
     (NotificationSettings, "SMTP_PORT", "abc"),
     (NotificationSettings, "VIDEO_QUEUE", ""),
     (GatewaySettings, "OTEL_TRACES_EXPORTER", "jaeger"),

@@ -8,8 +8,8 @@ MIB = 1024 * 1024
 
 
 def test_an_upload_is_written_as_it_comes_not_collected_first(memory_db, monkeypatch):
-    """pymongo's default collects 48 MB of an upload before writing it; an upload in progress may
-    hold at most two video chunks of it (storage.UPLOAD_BUFFER_BYTES)."""
+    """pymongo's GridIn collects 48 MB of an upload before writing it; an upload in progress here may
+    hold at most two video chunks of it (storage.UPLOAD_BATCH_BYTES)."""
     chunks = memory_db[f"{storage.VIDEOS}.chunks"]
     written = []
     insert_many = type(chunks).insert_many
@@ -23,8 +23,8 @@ def test_an_upload_is_written_as_it_comes_not_collected_first(memory_db, monkeyp
     storage.bucket(memory_db, storage.VIDEOS).upload_from_chunks("clip.mp4", pieces, metadata={})
 
     assert sum(written) == 60 * MIB
-    assert max(written) <= storage.UPLOAD_BUFFER_BYTES
-    assert len(written) >= 60 * MIB // storage.UPLOAD_BUFFER_BYTES
+    assert max(written) <= storage.UPLOAD_BATCH_BYTES
+    assert len(written) >= 60 * MIB // storage.UPLOAD_BATCH_BYTES
 
 
 @pytest.mark.parametrize("sizes", [[1], [5, 3], [storage.CHUNK_BYTES[storage.VIDEOS]], [3 * MIB] * 5, [7 * MIB, 1]])

@@ -14,7 +14,7 @@ import requests
 from tests.compose.stack import mp3_count, video, wait_status
 from tests.containers import docker
 
-pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
+pytestmark = pytest.mark.timeout(1800)
 
 
 def container(watch_compose, service: str) -> str:

@@ -6,7 +6,12 @@
   4. throughput  N short videos with 1 and with 2 converter workers
   5. streams     50 open event streams on one gateway process: logins and uploads, CPU, release
   6. camera      upload -> done of camera-sized videos (75 MB, 466 MB) against raw ffmpeg; the 10th upload
-  7. edit-to-live from saving a file to the new code answering: compose watch (gateway, auth, the converter
+  7. overhead    a job's fixed cost from the services' spans (stored -> ffmpeg, ffmpeg -> done); 74 MB vs raw ffmpeg
+  8. fairness    user A's five 5-minute videos, then user B's 30 s clip: B's wait, fair queue against FIFO
+  9. capacity    20 users x three 3-minute phone clips, 1 and 2 converters: jobs/minute against raw ffmpeg
+  10. ingest     the gateway's upload path (socket, multipart, GridFS) against a plain socket read of the body
+  11. uploads    40 parallel 16 MiB uploads on one gateway process: peak memory, bounded against unbounded
+  12. edit-to-live from saving a file to the new code answering: compose watch (gateway, auth, the converter
                  with a message in flight) and run-local --reload, split into sync, reload and start
 
 Each comparison is made side by side in the same run and reported as a ratio against its target.
@@ -29,8 +34,10 @@ from pathlib import Path
 
 from bench.util import BENCH_DIR, Row, markdown_table, median, seconds, table
 
-BENCHMARKS = ("conversion", "pipeline", "memory", "throughput", "streams", "camera", "edit-to-live")
-NEEDS_SERVERS = ("pipeline", "throughput", "streams", "camera", "edit-to-live")
+BENCHMARKS = ("conversion", "pipeline", "memory", "throughput", "streams", "camera", "overhead", "fairness",
+              "capacity", "ingest", "uploads", "edit-to-live")
+NEEDS_SERVERS = ("pipeline", "throughput", "streams", "camera", "overhead", "fairness", "capacity", "uploads",
+                 "edit-to-live")
 NOISY_CORES = 0.15
 
 

@@ -87,15 +87,16 @@ class StepWithStorage:
         from common import storage
         from common.jobs import Jobs
         from common.settings import ConverterSettings, load
-        from converter.handler import Converter
+        from converter.__main__ import build
+        from runlocal import mongo
 
-        self.db = storage.connect(storage.MEMORY, "bench_conversion")
+        settings = load(ConverterSettings, rabbitmq_url="amqp://unused/", mongodb_uri=mongo.MEMORY,
+                        mongodb_db="bench_conversion")
+        self.db = mongo.connect(settings.mongodb_uri, settings.mongodb_db)
         self.jobs = Jobs(self.db)
         self.videos = storage.bucket(self.db, storage.VIDEOS)
         self.mp3s = storage.bucket(self.db, storage.MP3S)
-        settings = load(ConverterSettings, rabbitmq_url="amqp://unused/", mongodb_uri=storage.MEMORY,
-                        mongodb_db="bench_conversion")
-        self.converter = Converter(settings, self.db)
+        self.converter = build(settings, db=self.db).handler
 
     def prepare(self, source: Path) -> dict:
         with source.open("rb") as video:

@@ -18,7 +18,7 @@ documents that mongomock's cursor builds at once when GridFS starts reading (abo
 insert (a scan of the whole collection, quadratic in the file size) is skipped in the spill
 collection: it is mongomock's cost, not the services', and no memory.
 
-- gateway: the gateway's Flask app (gateway.app.create_app) served by werkzeug's threaded server
+- gateway: the gateway's Flask app (its build, as scripts/run-local makes it) served by werkzeug's threaded server
   as scripts/run-local serves it; auth and the broker are stand-ins that accept every token and
   every message (they hold no file data). The parent streams the upload with a Content-Length.
 - converter: the converter's handler (Converter.__call__) for one job whose video was stored in
@@ -79,8 +79,7 @@ def spill_backed_db(name: str, spill_dir: Path):
     import mongomock
 
     from common import storage
-
-    db = storage.connect(storage.MEMORY, name)
+    from runlocal import mongo
 
     class Rehydrating:
         """A cursor over chunk documents that reads each chunk's bytes back as it is handed out."""
@@ -105,8 +104,8 @@ def spill_backed_db(name: str, spill_dir: Path):
             self._cursor.close()
 
     class SpillingChunks(mongomock.Collection):
-        def __init__(self, collection_name: str):
-            super().__init__(db, collection_name, _db_store=db._store)
+        def __init__(self, db, collection_name: str):
+            super().__init__(db, collection_name, _db_store=db.store)
             handle = tempfile.NamedTemporaryFile(dir=spill_dir, prefix="chunks-", delete=False)  # noqa: SIM115
             self._fd, self._end, self._spill_lock = handle.fileno(), 0, threading.Lock()
             self._handle = handle
@@ -143,10 +142,49 @@ def spill_backed_db(name: str, spill_dir: Path):
         def _ensure_uniques(self, new_data):
             pass
 
-    for bucket_name in (storage.VIDEOS, storage.MP3S):
-        name = f"{bucket_name}.chunks"
-        db._collection_accesses[name] = SpillingChunks(name)
-    return db
+    class SpillingDatabase(mongomock.Database):
+        """A database whose GridFS chunk collections are SpillingChunks."""
+
+        def __init__(self):
+            super().__init__(mongo.client(), name, _store=None)
+            self._spilling = {}
+
+        @property
+        def store(self):
+            return self._store
+
+        def get_collection(self, collection_name, *args, **kwargs):
+            if collection_name not in SPILLED:
+                return super().get_collection(collection_name, *args, **kwargs)
+            if collection_name not in self._spilling:
+                self._spilling[collection_name] = SpillingChunks(self, collection_name)
+            return self._spilling[collection_name]
+
+    SPILLED = {f"{bucket_name}.chunks" for bucket_name in (storage.VIDEOS, storage.MP3S)}
+    return SpillingDatabase()
+
+
+class StandInAuth:
+    """Auth for a gateway measured alone: every token is the bench user's."""
+
+    def validate(self, token):
+        return {"sub": "bench@example.com", "uid": "1", "admin": False}
+
+    def ping(self):
+        pass
+
+
+class StandInPublisher:
+    """The broker for a gateway measured alone: takes every message."""
+
+    def publish(self, queue, message, priority=None):
+        pass
+
+    def ping(self):
+        pass
+
+    def consumer_count(self, queue):
+        return 1
 
 
 def child_gateway(spill_dir: Path) -> None:
@@ -156,32 +194,13 @@ def child_gateway(spill_dir: Path) -> None:
     from werkzeug.serving import make_server
     from werkzeug.wrappers import Request, Response
 
-    from common.jobs import Jobs
     from common.settings import GatewaySettings, load
-    from gateway.app import create_app
-
-    class Auth:
-        def validate(self, token):
-            return {"sub": "bench@example.com", "admin": False}
-
-        def ping(self):
-            pass
-
-    class Publisher:
-        def publish(self, queue, message):
-            pass
-
-        def ping(self):
-            pass
-
-        def consumer_count(self, queue):
-            return 1
+    from gateway.__main__ import build
 
     settings = load(GatewaySettings, rabbitmq_url="amqp://unused/", auth_svc_address="http://127.0.0.1:9/",
                     mongodb_uri="memory", mongodb_db="bench_memory", max_upload_mb=4096)
-    db = spill_backed_db("bench_memory", spill_dir)
-    Jobs(db).ensure_indexes()
-    app = create_app(settings, db=db, publisher=Publisher(), auth=Auth())
+    app = build(settings, db=spill_backed_db("bench_memory", spill_dir), publisher=StandInPublisher(),
+                auth=StandInAuth())
     state = {}
 
     def bench_app(environ, start_response):
@@ -207,13 +226,13 @@ def child_converter(video: Path, warm_up: Path, spill_dir: Path) -> None:
     from common.handler import Action, Delivery
     from common.jobs import Jobs
     from common.settings import ConverterSettings, load
-    from converter.handler import Converter
+    from converter.__main__ import build
 
     db = spill_backed_db("bench_memory", spill_dir)
     jobs, videos = Jobs(db), storage.bucket(db, storage.VIDEOS)
     settings = load(ConverterSettings, rabbitmq_url="amqp://unused/", mongodb_uri="memory",
                     mongodb_db="bench_memory")
-    converter = Converter(settings, db)
+    converter = build(settings, db=db).handler
 
     def job_for(path: Path) -> dict:
         with path.open("rb") as source:

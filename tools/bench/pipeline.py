@@ -2,18 +2,19 @@
 
 For each run the client (logged in once) streams the file to POST /upload, waits until the job is
 marked done, and asks GET /jobs/<id>, which must say done. The whole is from the start of the upload
-request to that answer. Its parts add up to the whole exactly (bench_stack.Probe's timestamps):
+request to that answer. Its parts add up to the whole exactly (bench.stack.Probe's timestamps, read
+from the spans the services emit):
 
-  upload      request start -> the gateway has the file in GridFS and the job recorded
-  queue wait  -> the converter starts the job: the gateway publishes the message and the broker
-              confirms it, the broker delivers it, the converter marks the job converting
-  fetch       -> the video is in the converter's temp file and ffmpeg starts
-  conversion  the ffmpeg run (converter.ffmpeg.convert, with its progress parsing)
-  store       -> MP3 in GridFS and the job marked done (Converter._convert returns)
+  upload      request start -> the gateway has the file in GridFS and the job recorded (it publishes)
+  queue wait  -> the converter takes the message: the broker confirms the publish and delivers it
+  fetch       -> ffmpeg starts: the job marked converting, the video opened in GridFS (or copied to
+              a temp file when it cannot be streamed)
+  conversion  the ffmpeg run (its span: converter.ffmpeg.convert, with its progress parsing)
+  store       -> MP3 in GridFS, the job marked done, the video dropped: the converter announces the MP3
   notice      -> the client's GET /jobs/<id> answers done
 
-The client learns that the job is done from the Probe (an event set when the converter has marked
-the job done), not by polling: polling GET /jobs/<id> every 10 ms keeps a quarter to half a core
+The client learns that the job is done from the Probe (an event set when the converter has settled
+the job's message), not by polling: polling GET /jobs/<id> every 10 ms keeps a quarter to half a core
 busy here (each poll is a full request through the gateway), which on two cores slows ffmpeg, so
 the poller would measure itself. How much it does is measured too, on the long video, as "with a 10 ms
 poller" (info).

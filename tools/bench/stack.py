@@ -5,11 +5,9 @@ against the real MariaDB/MySQL and RabbitMQ on 127.0.0.1 (or where MYSQL_* and R
 point), with a throwaway database and throwaway queue names that are dropped afterwards; MongoDB is
 the in-process mongomock, as with scripts/run-local.
 
-A Probe sees inside without changing what runs: it wraps five methods in place to note when they
-start or end (Jobs.create, Converter._convert, Converter._fetch, converter.handler.convert,
-Converter._store), and listens to the converter's "conversion failed" log record. Each note is one
-perf_counter() read. A job counts as done when Converter._convert returns: the MP3 is stored and
-the job marked done (Jobs.finish) by then, and only the message's ack is left.
+A Probe sees inside without changing what runs: it reads the spans the services emit anyway (the same
+ones Jaeger shows), through an exporter of its own on each service's TracerProvider. A job counts as
+done when the converter announces its MP3: the MP3 is stored and the job marked done by then.
 """
 
 import contextlib
@@ -24,15 +22,15 @@ from collections import defaultdict
 from pathlib import Path
 
 import requests
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
 from bench.util import MultipartUpload
-from common import storage
-from runlocal import throwaway
+from runlocal import mongo, throwaway, traces
 from runlocal.throwaway import server_env, throwaway_env
 
 
 @contextlib.contextmanager
-def running_stack(tag: str, converters: int, mongodb_uri: str = storage.MEMORY):
+def running_stack(tag: str, converters: int, mongodb_uri: str = mongo.MEMORY):
     """The four services as scripts/run-local starts them, in this process; yields (stack, env).
 
     MongoDB is the in-process mongomock here, whatever MONGODB_URI says, unless a benchmark passes a
@@ -41,7 +39,9 @@ def running_stack(tag: str, converters: int, mongodb_uri: str = storage.MEMORY):
     with tempfile.TemporaryDirectory(prefix="bench-stack-") as folder:
         name = f"bench{tag}{secrets.token_hex(4)}"
         env = throwaway_env(server_env(mongodb_uri), name, str(Path(folder) / "heartbeat"), MAX_UPLOAD_MB="2048")
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log on the console
         with throwaway.running_stack(env, converters) as running:
+            probe().attach(env["VIDEO_QUEUE"], env["MP3_QUEUE"])
             yield running, env
 
 
@@ -55,7 +55,7 @@ def delete_files(env: dict[str, str], job_id: str) -> None:
     from common import storage
     from common.jobs import Jobs
 
-    db = storage.connect(env["MONGODB_URI"], env["MONGODB_DB"])
+    db = mongo.connect(env["MONGODB_URI"], env["MONGODB_DB"])
     job = Jobs(db).get(job_id)
     if job is not None:
         storage.delete_file(storage.bucket(db, storage.VIDEOS), job["video_fid"])  # the converter's gone
@@ -119,112 +119,79 @@ class Client:
         raise TimeoutError(f"job {job_id} not final after {timeout} s")
 
 
-class Probe:
-    """Timestamps (perf_counter) of each job's milestones, from log records and in-place wrappers."""
+class Probe(SpanExporter):
+    """Each job's milestones, read from the spans the services emit (an exporter on every service's
+    TracerProvider of this process), as perf_counter() readings:
 
-    MESSAGES = {"conversion failed": "failed"}
-    WRAPPED = ("_convert", "_fetch", "_store")
+      recorded       the gateway publishes the job's message: the video is stored, the job recorded
+      convert_start  the converter takes the message (its "<video queue> process" span starts)
+      ffmpeg_start, ffmpeg_end   the "ffmpeg" span
+      converted      the converter announces the MP3 ("<mp3 queue> send"): stored, the job marked done
+      failed         the converter's message span ends with another outcome than ack
+
+    The spans of one upload share a trace; the job's id comes from the spans that carry it."""
 
     def __init__(self):
-        self.events: dict[str, dict[str, float]] = defaultdict(dict)
-        self.final: dict[str, threading.Event] = defaultdict(threading.Event)
-        self._local = threading.local()
+        self._by_trace: dict[int, dict[str, float]] = defaultdict(dict)
+        self._job_of_trace: dict[int, str] = {}
+        self._final: dict[str, threading.Event] = defaultdict(threading.Event)
         self._lock = threading.Lock()
+        self._attached: set[int] = set()
+        # Spans are timed by the wall clock in ns; the benchmarks by perf_counter().
+        self._offset = time.perf_counter() - time.time_ns() / 1e9
+        self.queues: tuple[str, str] = ("", "")
 
-    def mark(self, job_id: str | None, name: str) -> None:
-        now = time.perf_counter()
-        if job_id is not None:
-            with self._lock:
-                self.events[job_id].setdefault(name, now)
-                final = self.final[job_id] if name in ("converted", "failed") else None
-            if final is not None:
-                final.set()
+    def attach(self, video_queue: str, mp3_queue: str) -> None:
+        """Read the spans of every service's TracerProvider of this process (once each)."""
+        self.queues = (video_queue, mp3_queue)
+        for provider in traces.providers():
+            if id(provider) not in self._attached:
+                provider.add_span_processor(SimpleSpanProcessor(self))
+                self._attached.add(id(provider))
+
+    def export(self, spans) -> SpanExportResult:
+        video, mp3 = self.queues
+        for span in spans:
+            self._note(span, video, mp3)
+        return SpanExportResult.SUCCESS
+
+    def _note(self, span, video: str, mp3: str) -> None:
+        started, trace_id = span.start_time / 1e9 + self._offset, span.context.trace_id
+        names = {f"{video} send": "recorded", f"{video} process": "convert_start", "ffmpeg": "ffmpeg_start",
+                 f"{mp3} send": "converted"}
+        with self._lock:
+            marks = self._by_trace[trace_id]
+            if span.name in names:
+                marks.setdefault(names[span.name], started)
+            if span.name == "ffmpeg":
+                marks.setdefault("ffmpeg_end", span.end_time / 1e9 + self._offset)
+            job_id = (span.attributes or {}).get("job_id")
+            if job_id:
+                self._job_of_trace[trace_id] = job_id
+            if span.name != f"{video} process" or not job_id:
+                return
+            if span.attributes.get("mp3converter.outcome") != "ack":
+                marks.setdefault("failed", span.end_time / 1e9 + self._offset)
+            final = self._final[job_id]
+        final.set()
 
     def wait(self, job_id: str, timeout: float = 600) -> dict[str, float]:
+        """The job's milestones, once the converter has settled its message."""
         with self._lock:
-            final = self.final[job_id]
+            final = self._final[job_id]
         if not final.wait(timeout):
             raise TimeoutError(f"job {job_id} never finished")
-        return dict(self.events[job_id])
+        with self._lock:
+            return {name: at for trace_id, job in self._job_of_trace.items() if job == job_id
+                    for name, at in self._by_trace[trace_id].items()}
 
-    def install(self) -> "Probe":
-        probe = self
-
-        class Listener(logging.Handler):
-            def emit(self, record: logging.LogRecord) -> None:
-                name = Probe.MESSAGES.get(record.msg)
-                if name is not None:
-                    probe.mark(getattr(record, "job_id", None), name)
-
-        listener = Listener(logging.INFO)
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log on the console
-        logger = logging.getLogger("converter.handler")
-        logger.setLevel(logging.INFO)
-        logger.addHandler(listener)
-
-        from common.jobs import Jobs
-        from converter import handler as converter_handler
-
-        create = Jobs.create
-
-        converter_class = converter_handler.Converter
-        missing = [name for name in self.WRAPPED if not hasattr(converter_class, name)]
-        if missing or not hasattr(converter_handler, "convert") or not hasattr(Jobs, "create"):
-            raise RuntimeError(f"the services changed shape (missing {missing or 'convert/create'}): "
-                               "update bench.stack.Probe")
-        convert_job, fetch, store = converter_class._convert, converter_class._fetch, converter_class._store
-        ffmpeg_convert = converter_handler.convert
-
-        def wrapped_convert_job(self, job, cancel):
-            job_id = probe._local.job_id = str(job["_id"])
-            probe.mark(job_id, "convert_start")
-            try:
-                outcome = convert_job(self, job, cancel)
-            except BaseException:
-                probe.mark(job_id, "failed")
-                raise
-            finally:
-                probe._local.job_id = None
-            probe.mark(job_id, "converted")
-            return outcome
-
-        def wrapped_fetch(self, *args, **kwargs):
-            result = fetch(self, *args, **kwargs)
-            probe.mark(getattr(probe._local, "job_id", None), "fetched")
-            return result
-
-        def wrapped_ffmpeg(*args, **kwargs):
-            job_id = getattr(probe._local, "job_id", None)
-            probe.mark(job_id, "ffmpeg_start")
-            try:
-                return ffmpeg_convert(*args, **kwargs)
-            finally:
-                probe.mark(job_id, "ffmpeg_end")
-
-        def wrapped_store(self, *args, **kwargs):
-            result = store(self, *args, **kwargs)
-            probe.mark(getattr(probe._local, "job_id", None), "stored")
-            return result
-
-        def wrapped_create(self, *args, **kwargs):
-            job = create(self, *args, **kwargs)
-            probe.mark(str(job["_id"]), "recorded")
-            return job
-
-        converter_class._convert = wrapped_convert_job
-        converter_class._fetch = wrapped_fetch
-        converter_class._store = wrapped_store
-        converter_handler.convert = wrapped_ffmpeg
-        Jobs.create = wrapped_create
-        return self
+    def shutdown(self) -> None:
+        pass
 
 
-_probe: Probe | None = None
+_probe = Probe()
 
 
 def probe() -> Probe:
-    """The one Probe of this process (installing it twice would wrap the wrappers)."""
-    global _probe
-    if _probe is None:
-        _probe = Probe().install()
+    """The one Probe of this process; running_stack attaches it to the stack's services."""
     return _probe

@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     from common import debugger, logs
     from common.service import stop_on_signals
     from common.settings import LoggingSettings, load
-    from runlocal import stack
+    from runlocal import mongo, stack
 
     if args.debug:
         os.environ["DEBUG"] = "true"
@@ -42,6 +42,7 @@ def main(argv=None) -> int:
     else:
         print(f"No {args.env_file.name}: using the environment and defaults (scripts/init-env makes one).",
               file=sys.stderr)
+    os.environ.setdefault("MONGODB_URI", mongo.MEMORY)
     logs.configure(load(LoggingSettings).log_level)
     debugger.listen_if_requested(host="127.0.0.1")
     stop = stop_on_signals()

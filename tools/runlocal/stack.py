@@ -1,6 +1,6 @@
 """Start auth, gateway, converter and notification as threads of this process.
 
-The same app factories and consumers as the images, served by werkzeug's threaded server instead
+Each service as its own `build` makes it for its image, served by werkzeug's threaded server instead
 of gunicorn. Ports may be 0 (the tests): the gateway is pointed at wherever auth really listens.
 """
 
@@ -13,18 +13,15 @@ from dataclasses import dataclass, field
 import requests
 from werkzeug.serving import make_server
 
-from auth import schema
-from auth.app import create_app as create_auth_app
-from auth.app import ensure_admin
-from auth.database import engine_for
-from auth.users import UserStore
-from common import metrics, storage
+from auth.__main__ import build as build_auth
+from common import metrics
 from common.consumer import consumer
+from common.service import ConsumerService
 from common.settings import AuthSettings, ConverterSettings, GatewaySettings, NotificationSettings, load
-from converter.cleanup import Cleanup
-from converter.handler import Converter
+from converter.__main__ import build as build_converter
 from gateway.__main__ import build as build_gateway
-from notification.handler import Notifier
+from notification.__main__ import build as build_notification
+from runlocal import mongo, traces
 from runlocal.database import prepare
 
 log = logging.getLogger(__name__)
@@ -74,45 +71,49 @@ def start(*, auth_port: int | None = None, gateway_port: int | None = None, metr
           converters: int = 1) -> Stack:
     """Start everything from the environment (already holding .env's values); return once listening.
 
-    The consumers' metrics are served once, on METRICS_PORT, for all of them: they share this process."""
+    Each service is made by its own `build`, as in its image, with run-local's MongoDB (runlocal.mongo)
+    and a TracerProvider of its own (runlocal.traces). The consumers' metrics are served once, on
+    METRICS_PORT, for all of them: they share this process."""
+    traces.install()
     auth_settings = load(AuthSettings)
     prepare(auth_settings)
-    engine = engine_for(auth_settings)
-    schema.upgrade(engine)
-    store = UserStore(engine)
-    ensure_admin(store, auth_settings)
     threads: list = []
-    auth_server = _serve(create_auth_app(auth_settings, store),
+    auth_server = _serve(build_auth(auth_settings, tracer_provider=traces.provider_for(auth_settings)),
                          auth_settings.auth_port if auth_port is None else auth_port, "auth", threads)
     auth_url = f"http://127.0.0.1:{auth_server.server_port}"
 
     gateway_settings = load(GatewaySettings, auth_svc_address=auth_url)
-    if gateway_port is None:
-        gateway_port = gateway_settings.gateway_port
-    gateway_server = _serve(build_gateway(gateway_settings), gateway_port, "gateway", threads)
+    db = mongo.connect(gateway_settings.mongodb_uri, gateway_settings.mongodb_db)
+    gateway_app = build_gateway(gateway_settings, db=db, tracer_provider=traces.provider_for(gateway_settings))
+    gateway_server = _serve(gateway_app, gateway_settings.gateway_port if gateway_port is None else gateway_port,
+                            "gateway", threads)
 
     stop = threading.Event()
     converter_settings = load(ConverterSettings)
     notification_settings = load(NotificationSettings)
-    db = storage.connect(converter_settings.mongodb_uri, converter_settings.mongodb_db)
     metrics_port = metrics.serve(converter_settings.metrics_port if metrics_port is None else metrics_port,
                                  "127.0.0.1")
-    workers = [consumer(converter_settings, converter_settings.video_queue, Converter(converter_settings, db),
-                        publishes_to=(converter_settings.mp3_queue,))
-               for _ in range(converters)]
-    notifier = Notifier(notification_settings, db)
-    workers.append(consumer(notification_settings, notification_settings.mp3_queue, notifier))
+    converter = build_converter(converter_settings, db=db)
+    notification = build_notification(notification_settings, db=db)
+    workers = [*(_consumer(converter_settings, converter) for _ in range(converters)),
+               _consumer(notification_settings, notification)]
     for index, worker in enumerate(workers):
         thread = threading.Thread(target=worker.run, args=(stop,), name=f"{worker.queue}-{index}", daemon=True)
         thread.start()
         threads.append(thread)
-    # One cleanup per process, as each converter container has.
-    cleanup = threading.Thread(target=Cleanup(converter_settings, db).run, args=(stop,), name="cleanup", daemon=True)
-    cleanup.start()
-    threads.append(cleanup)
+    # The background tasks once per process, as each converter container has them once.
+    for task in (*converter.background_tasks, *notification.background_tasks):
+        thread = threading.Thread(target=task.run, args=(stop,), name=type(task).__name__, daemon=True)
+        thread.start()
+        threads.append(thread)
     return Stack(gateway_url=f"http://127.0.0.1:{gateway_server.server_port}", auth_url=auth_url,
                  metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
                  _stop=stop, _servers=[auth_server, gateway_server], _threads=threads)
+
+
+def _consumer(settings, service: ConsumerService):
+    return consumer(settings, service.queue, service.handler, service.publishes_to,
+                    tracer_provider=traces.provider_for(settings))
 
 
 def apply_dotenv(path) -> None:

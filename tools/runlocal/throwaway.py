@@ -15,8 +15,8 @@ import urllib.parse
 import pika
 import sqlalchemy as sa
 
-from common import storage
 from common.broker import connection_parameters, dead_letter_queue
+from runlocal import mongo
 
 
 def server_env(mongodb_uri: str | None = None) -> dict[str, str]:
@@ -26,7 +26,7 @@ def server_env(mongodb_uri: str | None = None) -> dict[str, str]:
         "MYSQL_USER": os.environ.get("MYSQL_USER", "root"),
         "MYSQL_PASSWORD": os.environ.get("MYSQL_PASSWORD", ""),
         "RABBITMQ_URL": os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
-        "MONGODB_URI": mongodb_uri or os.environ.get("MONGODB_URI", storage.MEMORY),
+        "MONGODB_URI": mongodb_uri or os.environ.get("MONGODB_URI", mongo.MEMORY),
     }
 
 
@@ -58,6 +58,8 @@ def throwaway_env(servers: dict[str, str], name: str, heartbeat_file: str, **ove
         "MAX_UPLOAD_MB": "64",
         # Load tests and benchmarks upload as one user, many at a time; the limit has tests of its own.
         "MAX_ACTIVE_JOBS_PER_USER": "1000",
+        "MAX_EVENT_STREAMS_PER_USER": "1000",
+        "MAX_UPLOADS_IN_FLIGHT": "1000",
         "LOGIN_MAX_FAILURES": "5",
         "LOGIN_LOCKOUT_SECONDS": "60",
         # Every test client logs in from 127.0.0.1; the tests of the limit itself set their own.
@@ -84,7 +86,7 @@ def drop(env: dict[str, str]) -> None:
         channel.queue_delete(queue)
         channel.queue_delete(dead_letter_queue(queue))
     connection.close()
-    storage.connect(env["MONGODB_URI"], env["MONGODB_DB"]).client.drop_database(env["MONGODB_DB"])
+    mongo.connect(env["MONGODB_URI"], env["MONGODB_DB"]).client.drop_database(env["MONGODB_DB"])
 
 
 @contextlib.contextmanager

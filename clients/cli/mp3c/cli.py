@@ -12,11 +12,12 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from mp3c import errors
 from mp3c.config import forget_token, load_token, save_token, token_file
-from mp3c.display import for_terminal
-from mp3c.errors import Cancelled, ConversionFailed, Mp3cError, NotLoggedIn, Refused, Unreachable
+from mp3c.display import for_terminal, shown
+from mp3c.errors import Cancelled, ConversionFailed, Mp3cError, NotLoggedIn, Refused, Unreachable, cannot_save
 from mp3c.gateway import Gateway
 
 DEFAULT_URL = "http://localhost:8080"
@@ -26,6 +27,22 @@ def mp3_name(upload_name: str) -> str:
     """The upload's name with .mp3 for its extension, as the server names the MP3."""
     stem = upload_name.rsplit(".", 1)[0] if "." in upload_name else upload_name
     return f"{stem or 'audio'}.mp3"
+
+
+def local_mp3_name(server_name: str) -> str:
+    """The name to save a job's MP3 under, from the file name the server reports: its last part only
+    (after any / or \\), so that no name the server sends leaves the output folder."""
+    base = server_name.replace("\\", "/").rsplit("/", 1)[-1]
+    return mp3_name("" if base == ".." else base.replace("\0", ""))
+
+
+def output_folder(folder: Path) -> Path:
+    """The folder, made if missing; one that cannot be had is an Mp3cError, not a traceback."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise cannot_save(folder, error) from None
+    return folder
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, help=__doc__)
@@ -113,7 +130,7 @@ def convert(ctx: click.Context, files: tuple[Path, ...], output_dir: Path | None
     gw = gateway(ctx)
     gw.login_required()
     if output_dir is not None:
-        output_dir.mkdir(parents=True, exist_ok=True)
+        output_folder(output_dir)
     conversions = [Conversion(path, target) for path, target in zip(files, targets(files, output_dir), strict=True)]
     cancelled = threading.Event()
     with for_terminal() as display:
@@ -158,10 +175,10 @@ def interrupted(conversions: list[Conversion]) -> int:
         if c.settled:
             continue
         if c.job_id is None:
-            say(f"  {c.path.name}: upload stopped; nothing was stored.")
+            say(shown(f"  {c.path.name}: upload stopped; nothing was stored."), markup=False)
         else:
-            say(f"  {c.path.name}: still converting on the server as job {c.job_id} "
-                f"(mp3c download {c.job_id} fetches it later).")
+            say(shown(f"  {c.path.name}: still converting on the server as job {c.job_id} "
+                      f"(mp3c download {c.job_id} fetches it later)."), markup=False)
     return errors.INTERRUPTED
 
 
@@ -172,13 +189,14 @@ def jobs(ctx: click.Context) -> None:
     rows = [(j["job_id"], j["filename"], j["status"], f"{j['progress']}%", j["updated_at"][:19].replace("T", " "),
              j["error"] or "") for j in gateway(ctx).jobs()]
     headings = ("JOB", "FILE", "STATUS", "PROGRESS", "UPDATED (UTC)", "REASON")
+    rows = [tuple(map(shown, row)) for row in rows]
     if not sys.stdout.isatty():
         for row in (headings, *rows):
             click.echo("\t".join(row))
         return
     table = Table(*headings, box=None, header_style="bold")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*map(Text, row))  # Text: the server's brackets are not markup
     Console().print(table)
 
 
@@ -195,8 +213,11 @@ def download(ctx: click.Context, job_id: str, output_dir: Path) -> None:
         raise ConversionFailed(f"Job {job_id} failed: {job['error']}")
     if job["status"] != "done":
         raise Mp3cError(f"Job {job_id} is {job['status']} ({job['progress']}%); nothing to download yet.")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    click.echo(f"saved {gw.download(job['mp3_fid'], output_dir / mp3_name(job['filename']))}")
+    target = output_folder(output_dir) / local_mp3_name(job["filename"])
+    if target.parent.resolve() != output_dir.resolve():
+        raise Mp3cError(f"The server named the file {job['filename']!r}, which is not a name in {output_dir}.")
+    saved = gw.download(job["mp3_fid"], target)
+    click.echo(shown(f"saved {saved}"))
 
 
 def main() -> None:
@@ -212,6 +233,6 @@ def main() -> None:
         click.echo("\nStopped.", err=True)
         sys.exit(errors.INTERRUPTED)
     except Mp3cError as error:
-        click.echo(f"mp3c: {error}", err=True)
+        click.echo(shown(f"mp3c: {error}"), err=True)
         sys.exit(error.exit_code)
     sys.exit(result if isinstance(result, int) else 0)

@@ -1,12 +1,23 @@
 """How mp3c shows the work in flight: progress bars on a terminal, one plain line per change of
 state anywhere else (pipes, CI logs)."""
 
+import re
 import sys
 import threading
 
 from rich.console import Console
 from rich.filesize import decimal
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+# Control characters (C0, DEL, C1) and the bidirectional overrides: in a terminal they are commands
+# (clear the screen, set the window title, reorder what follows), and a server's text must not give any.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(text) -> str:
+    """Text from the server (or a file name) as it may be written to a terminal: each control
+    character replaced by U+FFFD. Rich is always given it with markup off, so brackets stay brackets."""
+    return _CONTROLS.sub("\ufffd", str(text))
 
 
 class Lines:
@@ -26,7 +37,7 @@ class Lines:
 
     def say(self, text: str, error: bool = False) -> None:
         with self._lock:
-            print(text, file=sys.stderr if error else sys.stdout, flush=True)
+            print(shown(text), file=sys.stderr if error else sys.stdout, flush=True)
 
 
 class LineTrack:
@@ -52,8 +63,9 @@ class Bars:
     """A bar per file: bytes while uploading, then the conversion's percent."""
 
     def __init__(self):
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                                  TextColumn("{task.fields[status]}"), console=Console(), transient=False)
+        self._progress = Progress(TextColumn("{task.description}", markup=False), BarColumn(), TaskProgressColumn(),
+                                  TextColumn("{task.fields[status]}", markup=False), console=Console(),
+                                  transient=False)
 
     def __enter__(self):
         self._progress.start()
@@ -66,13 +78,13 @@ class Bars:
         return BarTrack(self._progress, name, size)
 
     def say(self, text: str, error: bool = False) -> None:
-        self._progress.console.print(text, style="red" if error else None, highlight=False, markup=False)
+        self._progress.console.print(shown(text), style="red" if error else None, highlight=False, markup=False)
 
 
 class BarTrack:
     def __init__(self, progress: Progress, name: str, size: int):
         self._progress, self._name, self._size, self._sent = progress, name, size, 0
-        self._task = progress.add_task(name, total=size or 1, status="uploading")
+        self._task = progress.add_task(shown(name), total=size or 1, status="uploading")
 
     def sent(self, count: int) -> None:
         self._sent += count
@@ -80,14 +92,15 @@ class BarTrack:
                               status=f"uploading {decimal(self._sent)} of {decimal(self._size)}")
 
     def state(self, status: str, percent: int = 0) -> None:
-        self._progress.update(self._task, total=100, completed=percent, status=status)
+        self._progress.update(self._task, total=100, completed=percent, status=shown(status))
 
     def finished(self, text: str) -> None:
-        self._progress.update(self._task, total=100, completed=100, status=text)
+        self._progress.update(self._task, total=100, completed=100, status=shown(text))
 
     def failed(self, reason: str) -> None:
         self._progress.update(self._task, status="failed")
-        self._progress.console.print(f"{self._name}: failed: {reason}", style="red", highlight=False, markup=False)
+        self._progress.console.print(shown(f"{self._name}: failed: {reason}"), style="red", highlight=False,
+                                     markup=False)
 
 
 def for_terminal(stream=sys.stdout):

@@ -1,5 +1,7 @@
 """What can go wrong, each with its one line for the user and its fixed exit code."""
 
+from pathlib import Path
+
 FAILED = 1        # the server refused something, or a conversion failed; its reason is printed
 UNREACHABLE = 2   # the gateway did not answer
 NOT_LOGGED_IN = 3
@@ -36,3 +38,7 @@ class NotLoggedIn(Mp3cError):
 
 class Cancelled(Exception):
     """Ctrl-C: work in flight stops."""
+
+
+def cannot_save(where: Path, error: OSError) -> Mp3cError:
+    return Mp3cError(f"Cannot save into {where}: {error.strerror or error}.")

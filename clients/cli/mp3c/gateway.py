@@ -2,6 +2,8 @@
 NotLoggedIn and any other error answer to Refused with the server's own message."""
 
 import json
+import os
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -10,7 +12,7 @@ from pathlib import Path
 import httpx
 from httpx_sse import connect_sse
 
-from mp3c.errors import Cancelled, NotLoggedIn, Refused, Unreachable
+from mp3c.errors import Cancelled, NotLoggedIn, Refused, Unreachable, cannot_save
 
 FINAL = ("done", "failed")
 # The server sends a heartbeat every 15 s: a silent stream for longer than this is a lost one.
@@ -127,16 +129,29 @@ class Gateway:
                 raise Cancelled
 
     def download(self, mp3_fid: str, target: Path) -> Path:
-        """Stream the MP3 into `target` (through a .part file, so a broken download leaves nothing)."""
-        partial = target.with_name(target.name + ".part")
+        """Stream the MP3 into `target` through a .part file of its own next to it, so that a broken
+        download leaves nothing. The part file is a new one (never an existing file, nor a symlink's
+        target), and it replaces `target` itself, whatever `target` was (a symlink's target is left alone)."""
+        if target.name in ("", ".", ".."):
+            raise ValueError(f"not a file name: {target.name!r}")
+        partial = target.with_name(f"{target.name}.{secrets.token_hex(4)}.part")
         try:
             with self._http.stream("GET", "/download", params={"fid": mp3_fid}, headers=self._headers()) as response:
                 self._checked(response)
-                with partial.open("wb") as out:
+                with _new_file(partial) as out:
                     for chunk in response.iter_bytes(1 << 16):
                         out.write(chunk)
+                os.replace(partial, target)
         except httpx.TransportError as error:
-            partial.unlink(missing_ok=True)
             raise self._unreachable(error) from None
-        partial.replace(target)
+        except OSError as error:
+            raise cannot_save(target.parent, error) from None
+        finally:
+            partial.unlink(missing_ok=True)
         return target
+
+
+def _new_file(path: Path):
+    """A file created here and now for writing: fails if the name exists, even as a dangling symlink."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    return os.fdopen(os.open(path, flags, 0o666), "wb")

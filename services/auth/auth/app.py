@@ -4,6 +4,7 @@ import logging
 import time
 
 from flask import Flask, Response, jsonify, request
+from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from auth import emails, tokens
@@ -36,7 +37,7 @@ def ensure_admin(store: UserStore, settings: AuthSettings) -> None:
             pass  # another replica made it a moment ago
 
 
-def create_app(settings: AuthSettings, store: UserStore) -> Flask:
+def create_app(settings: AuthSettings, store: UserStore, tracer_provider: TracerProvider | None = None) -> Flask:
     app = Flask(__name__)
     install_json_errors(app)
     secret = settings.jwt_secret.get_secret_value()
@@ -51,7 +52,7 @@ def create_app(settings: AuthSettings, store: UserStore) -> Flask:
         in flight: they settle within a second, and a success among them lets this attempt in."""
         deadline = time.monotonic() + SETTLE_WAIT_SECONDS
         while True:
-            wait = store.begin_attempt(email, settings.login_max_failures, settings.login_lockout_seconds)
+            wait = store.begin_attempt(email, settings.login_max_failures)
             if not wait or wait > SETTLE_SECONDS or time.monotonic() >= deadline:
                 return wait
             time.sleep(0.2)
@@ -112,5 +113,5 @@ def create_app(settings: AuthSettings, store: UserStore) -> Flask:
         return jsonify(ready=True, checks={"mysql": "ok"})
 
     metrics.instrument_app(app, "auth")
-    telemetry.instrument_app(app, settings)
+    telemetry.instrument_app(app, tracer_provider)
     return app

@@ -24,11 +24,11 @@ from common.removal import JobDeletion
 from common.settings import MongoSettings, MySQLSettings, load
 
 
-def jobs_database(mongo: MongoSettings):
+def jobs_database(mongo: MongoSettings, connect=storage.connect):
     """The jobs' database, reached before anything is deleted: a user is never left half deleted
     because MongoDB was out of reach."""
     try:
-        db = storage.connect(mongo.mongodb_uri, mongo.mongodb_db)
+        db = connect(mongo.mongodb_uri, mongo.mongodb_db)
         storage.ping(db)
     except (SystemExit, PyMongoError) as error:
         raise SystemExit(f"Cannot reach the jobs' MongoDB ({error}). Set MONGODB_URI and MONGODB_DB as the "
@@ -36,7 +36,8 @@ def jobs_database(mongo: MongoSettings):
     return db
 
 
-def main(argv=None, prog="python -m auth.delete_user") -> int:
+def main(argv=None, prog="python -m auth.delete_user", connect=storage.connect) -> int:
+    """connect(uri, database): how MONGODB_URI is reached (scripts/delete-user brings its own)."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("email")
@@ -45,11 +46,7 @@ def main(argv=None, prog="python -m auth.delete_user") -> int:
         email = emails.normalise(args.email)
     except emails.InvalidEmail:
         email = args.email  # an account stored before addresses were checked: deleted as it is spelled
-    mongo = load(MongoSettings)
-    if mongo.mongodb_uri == storage.MEMORY:
-        print("MONGODB_URI=memory: this process cannot reach the jobs of a running stack's in-process "
-              "MongoDB (they go when it stops); only this process's are deleted.", file=sys.stderr)
-    db = jobs_database(mongo)
+    db = jobs_database(load(MongoSettings), connect)
     account_deleted = user_store(load(MySQLSettings)).delete(email)
     jobs_deleted = JobDeletion(db).delete_all_owned(email)
     if not account_deleted and not jobs_deleted:

@@ -92,27 +92,27 @@ class UserStore:
             db.execute(login_failures.delete().where(login_failures.c.email == email))
         return deleted == 1
 
-    def begin_attempt(self, email: str, max_failures: int, lockout_seconds: int) -> int:
+    def begin_attempt(self, email: str, max_failures: int) -> int:
         """Count a login attempt before its password is checked: 0 when it may be checked now, else
         the seconds left of the account's lock (and nothing is counted).
 
         The count is read and written under the row's lock in one transaction, so that concurrent
         attempts on every replica take turns: once max_failures attempts since the last success are
         counted, no further password is checked. The max_failures-th attempt locks the account for
-        SETTLE_SECONDS only, while the checks in flight settle: a failure makes it a lock of
-        lockout_seconds (`record_failure`), a success clears the count and the lock
+        SETTLE_SECONDS only, while the checks in flight settle: a failure makes it the full lock
+        (`record_failure`), a success clears the count and the lock
         (`clear_failures`), so that a user's own logins at once never lock them out."""
         for attempt in range(_ATTEMPT_TRIES):
             try:
                 with self._engine.begin() as db:
-                    return self._count(db, email, max_failures, lockout_seconds)
+                    return self._count(db, email, max_failures)
             except OperationalError as error:
                 code = error.orig.args[0] if error.orig is not None and error.orig.args else None
                 if code not in (_DEADLOCK, _LOCK_WAIT_TIMEOUT) or attempt == _ATTEMPT_TRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
-    def _count(self, db: Connection, email: str, max_failures: int, lockout_seconds: int) -> int:
+    def _count(self, db: Connection, email: str, max_failures: int) -> int:
         row = login_failures.c
         db.execute(self._ensure_row(db, email))
         failures, locked_until = db.execute(
@@ -143,16 +143,6 @@ class UserStore:
             return sqlite.insert(login_failures).values(email=email, failures=0).on_conflict_do_nothing()
         return (mysql.insert(login_failures).values(email=email, failures=0)
                 .on_duplicate_key_update(failures=login_failures.c.failures))
-
-    def locked_for(self, email: str) -> int:
-        """Seconds left before this account may try again; 0 when it is not locked."""
-        with self._engine.connect() as db:
-            until = db.execute(
-                sa.select(login_failures.c.locked_until).where(login_failures.c.email == email)
-            ).scalar()
-        if until is None:
-            return 0
-        return max(0, int((until - _utcnow()).total_seconds() + 0.999))
 
     def clear_failures(self, email: str) -> None:
         with self._engine.begin() as db:

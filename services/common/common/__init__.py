@@ -12,4 +12,5 @@ The plumbing around them, each module one job:
   broker.py     RabbitMQ topology and a confirming publisher; consumer.py the consumer that never loses one
   storage.py    MongoDB and the GridFS buckets of videos and MP3s
   http.py, http_worker.py, shutdown.py, healthcheck.py, metrics.py, telemetry.py, logs.py
+  patches.py    the only place that relies on a library's private parts, each checked at start
 """

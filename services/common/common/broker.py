@@ -1,8 +1,14 @@
-"""RabbitMQ: the queue topology, a confirming publisher, and a consumer that survives the broker.
+"""RabbitMQ: the queue topology and a confirming publisher (the consumer is common.consumer).
 
 Topology, declared the same way by every service at start: each work queue is durable and
 dead-letters into `<queue>.dead` through the `dead-letter` exchange. Messages are persistent JSON
 and every publish waits for the broker's confirm.
+
+The video queue is a priority queue (a classic queue with `x-max-priority`): the gateway publishes each
+job with a priority that puts a user's first jobs before other users' later ones (gateway.fairness).
+A queue declared before it had priorities cannot take the argument (RabbitMQ refuses a declaration
+with other arguments): its consumer moves it over (common.queue_migration), its publisher uses it as
+it is meanwhile.
 """
 
 import contextlib
@@ -14,11 +20,14 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError
 
-from common import telemetry
+from common import queue_migration, telemetry
 
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_EXCHANGE = "dead-letter"
+# Priorities 1..MAX_PRIORITY (0 is a message published without one). RabbitMQ keeps a sub-queue per
+# level and recommends no more than 5.
+MAX_PRIORITY = 5
 PERSISTENT = pika.BasicProperties(content_type="application/json", delivery_mode=pika.DeliveryMode.Persistent)
 
 
@@ -39,28 +48,42 @@ def dead_letter_queue(queue: str) -> str:
     return f"{queue}.dead"
 
 
-def declare_topology(channel: BlockingChannel, queues) -> None:
+def queue_arguments(queue: str, prioritised: bool) -> dict:
+    arguments = {"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE, "x-dead-letter-routing-key": queue}
+    return {**arguments, "x-max-priority": MAX_PRIORITY} if prioritised else arguments
+
+
+def declare_topology(channel: BlockingChannel, queues, prioritised=(), migrates: bool = False) -> None:
+    """Declare `queues` with their dead-letter queues; those in `prioritised` as priority queues.
+
+    A prioritised queue that exists without priorities is migrated when `migrates` (its consumer,
+    whose broker user may read it), else used as it is (the publisher: priorities are then ignored)."""
     channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="direct", durable=True)
     for queue in queues:
         channel.queue_declare(dead_letter_queue(queue), durable=True)
         channel.queue_bind(dead_letter_queue(queue), DEAD_LETTER_EXCHANGE, routing_key=queue)
-        channel.queue_declare(
-            queue,
-            durable=True,
-            arguments={"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE, "x-dead-letter-routing-key": queue},
-        )
+        if queue not in prioritised:
+            channel.queue_declare(queue, durable=True, arguments=queue_arguments(queue, prioritised=False))
+        elif not queue_migration.declares(channel.connection, queue, queue_arguments(queue, prioritised=True)):
+            if migrates:
+                queue_migration.migrate(channel.connection, queue, queue_arguments(queue, prioritised=True))
+            else:
+                log.warning("the queue predates priorities: its consumer migrates it; until then it is first in, "
+                            "first out", extra={"queue": queue})
+                channel.queue_declare(queue, passive=True)
+        elif migrates:
+            queue_migration.finish_interrupted(channel.connection, queue)
 
 
 def encode(message: dict) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode()
 
 
-
-def publish(channel: BlockingChannel, queue: str, message: dict) -> None:
+def publish(channel: BlockingChannel, queue: str, message: dict, priority: int | None = None) -> None:
     """Publish on a confirming channel; returns once the broker has the message on disk."""
     # Properties of its own for each message: the tracing puts the message's traceparent in its headers.
     properties = pika.BasicProperties(content_type=PERSISTENT.content_type, delivery_mode=PERSISTENT.delivery_mode,
-                                      headers={})
+                                      headers={}, priority=priority)
     channel.basic_publish("", queue, encode(message), properties, mandatory=True)
 
 
@@ -71,19 +94,20 @@ class PublishError(Exception):
 class Publisher:
     """A thread-safe publisher for request handlers: one lazy connection, rebuilt when it breaks."""
 
-    def __init__(self, url: str, queues):
+    def __init__(self, url: str, queues, prioritised=()):
         self._url = url
         self._queues = tuple(queues)
+        self._prioritised = tuple(prioritised)
         self._lock = threading.Lock()
         self._connection = None
         self._channel = None
 
-    def publish(self, queue: str, message: dict) -> None:
+    def publish(self, queue: str, message: dict, priority: int | None = None) -> None:
         with self._lock:
             # A connection idle for long may have been dropped by the broker: one more try on a new one.
             for fresh in (self._channel is None, True):
                 try:
-                    publish(self._open_channel(), queue, message)
+                    publish(self._open_channel(), queue, message, priority)
                     return
                 except AMQPError as error:
                     self._close()
@@ -120,7 +144,7 @@ class Publisher:
             self._close()
             self._connection = pika.BlockingConnection(connection_parameters(self._url))
             channel = self._connection.channel()
-            declare_topology(channel, self._queues)
+            declare_topology(channel, self._queues, self._prioritised)
             channel.confirm_delivery()
             telemetry.instrument_channel(channel)
             self._channel = channel

@@ -32,7 +32,6 @@ POLL_SECONDS = 0.5
 MAX_BACKOFF_SECONDS = 15.0
 
 
-
 @dataclass
 class _Work:
     tag: int
@@ -42,11 +41,12 @@ class _Work:
 
 
 class Consumer:
-    def __init__(self, *, url: str, queue: str, queues, handler: Handler,
+    def __init__(self, *, url: str, queue: str, queues, handler: Handler, prioritised: bool = False,
                  heartbeat_file: str = "", shutdown_grace_seconds: float = 20.0, tracer_provider=None):
         self.queue = queue
         self._url = url
         self._queues = tuple(queues)
+        self._prioritised = (queue,) if prioritised else ()
         self._handler = handler
         self._heartbeat = Heartbeat(heartbeat_file)
         self._grace = shutdown_grace_seconds
@@ -77,7 +77,7 @@ class Consumer:
         connection = pika.BlockingConnection(connection_parameters(self._url))
         try:
             channel = connection.channel()
-            declare_topology(channel, self._queues)
+            declare_topology(channel, self._queues, self._prioritised, migrates=True)
             channel.basic_qos(prefetch_count=1)
             confirming = connection.channel()
             confirming.confirm_delivery()
@@ -176,12 +176,12 @@ def outcome_of(handler: Handler, delivery: Delivery, cancel: threading.Event, qu
         return Outcome.requeue(repr(error))
 
 
-
-def consumer(settings, queue: str, handler: Handler, publishes_to=()) -> Consumer:
+def consumer(settings, queue: str, handler: Handler, publishes_to=(), tracer_provider=None) -> Consumer:
     """A consumer of `queue` configured from a service's ConsumerSettings. It declares the queues it uses,
     `queue` and those its handler publishes to, and no others: each service's broker user may touch only
-    its own (init/rabbitmq-definitions.sh)."""
+    its own (init/rabbitmq-definitions.sh). Each message it takes starts a span of `tracer_provider`
+    (None: the global one). The video queue is a priority queue (common.broker)."""
     return Consumer(url=settings.rabbitmq_url, queue=queue, queues=(queue, *publishes_to),
-                    handler=handler, heartbeat_file=settings.heartbeat_file,
+                    handler=handler, prioritised=queue == settings.video_queue, heartbeat_file=settings.heartbeat_file,
                     shutdown_grace_seconds=settings.shutdown_grace_seconds,
-                    tracer_provider=telemetry.tracer_provider(settings))
+                    tracer_provider=tracer_provider)

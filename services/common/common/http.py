@@ -4,9 +4,12 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 
-def error_response(status: int, code: str, message: str) -> Response:
+def error_response(status: int, code: str, message: str, retry_after: int | None = None) -> Response:
+    """retry_after: seconds, sent as Retry-After (with a 429 or 503)."""
     response = jsonify(error=code, message=message)
     response.status_code = status
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 

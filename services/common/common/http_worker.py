@@ -22,65 +22,21 @@ gevent patches the standard library when the worker starts, before the app is bu
 modules (pymongo, pika, requests) must be imported by the app factory, not by the master, so that
 their sockets and locks are the cooperative ones (see gateway/__main__.py). CPU-bound work blocks a
 whole worker here, which is why auth, which hashes passwords, keeps gthread.
+
+The worker class, which overrides gunicorn's internals to do this, is common.patches.StreamingWorker.
 """
-
-import socket
-from contextlib import suppress
-
-from gunicorn.workers.base_async import AsyncWorker
-from gunicorn.workers.ggevent import GeventWorker
-
-from common import shutdown
 
 HEADER_SECONDS = 10
 IDLE_SECONDS = 30
 MAX_CONNECTIONS = 1000
-
-
-class StreamingWorker(GeventWorker):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._serving: dict[socket.socket, bool] = {}  # each open connection: is a request in progress?
-
-    def handle(self, listener, client, addr):
-        # GeventWorker.handle would make the socket blocking without a timeout.
-        client.settimeout(IDLE_SECONDS)
-        self._serving[client] = False
-        try:
-            AsyncWorker.handle(self, listener, client, addr)
-        finally:
-            self._serving.pop(client, None)
-
-    def handle_request(self, listener_name, req, sock, addr):
-        self._serving[sock] = True
-        try:
-            keep_alive = super().handle_request(listener_name, req, sock, addr)
-        finally:
-            if sock in self._serving:
-                self._serving[sock] = False
-        if not self.alive:  # stopping: no next request on this connection, so the worker exits now
-            raise StopIteration
-        return keep_alive
-
-    def stopping(self) -> None:
-        """Event streams end; connections between requests close (their reads end at once)."""
-        shutdown.requested.set()
-        for connection, busy in list(self._serving.items()):
-            if not busy:
-                with suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-
-    def handle_exit(self, sig, frame):
-        self.stopping()
-        super().handle_exit(sig, frame)
-
 
 def _stopping(worker) -> None:
     worker.stopping()
 
 
 OPTIONS = {
-    "worker_class": f"{__name__}.StreamingWorker",
+    # The worker itself overrides gunicorn's internals, so it lives with the other patches, checked at start.
+    "worker_class": "common.patches.StreamingWorker",
     # Called when the worker stops for a reload (and on SIGINT, SIGQUIT).
     "worker_int": _stopping,
     "worker_connections": MAX_CONNECTIONS,

@@ -82,7 +82,8 @@ class Jobs:
         self._jobs.create_index("updated_at")
         self._jobs.create_index("deleted_at", sparse=True)
 
-    def create(self, owner: str, filename: str, video_fid: ObjectId) -> dict:
+    def create(self, owner: str, filename: str, video_fid: ObjectId, priority: int | None = None) -> dict:
+        """A queued job; `priority` is its message's on the video queue (gateway.fairness)."""
         now = _now()
         job = {
             "owner": owner,
@@ -95,6 +96,7 @@ class Jobs:
             "attempts": 0,
             "notified_at": None,
             "deleted_at": None,
+            "priority": priority,
             "created_at": now,
             "updated_at": now,
         }
@@ -105,6 +107,16 @@ class Jobs:
         """How many of the owner's jobs are queued or converting."""
         return self._jobs.count_documents(
             {"owner": owner, "status": {"$in": [Status.QUEUED.value, Status.CONVERTING.value]}, **ALIVE})
+
+    def backlog(self, owner: str) -> tuple[int, int | None]:
+        """How many of the owner's jobs are queued or converting, and the lowest queue priority among
+        those queued (None when none is queued with one)."""
+        active = self._jobs.count_documents(
+            {"owner": owner, "status": {"$in": [Status.QUEUED.value, Status.CONVERTING.value]}, **ALIVE})
+        lowest = self._jobs.find_one(
+            {"owner": owner, "status": Status.QUEUED.value, "priority": {"$type": "int"}, **ALIVE},
+            {"priority": 1}, sort=[("priority", 1)])
+        return active, lowest["priority"] if lowest else None
 
     def delete(self, job_id) -> None:
         self._jobs.delete_one({"_id": object_id(job_id)})

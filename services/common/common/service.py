@@ -6,8 +6,10 @@ import logging
 import os
 import signal
 import threading
+from dataclasses import dataclass
 
-from common import debugger, logs, metrics
+from common import debugger, http_worker, logs, metrics, telemetry
+from common.handler import Handler
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +27,20 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def serve_consumer(settings_class, queue_of, handler_of, publishes_to=lambda settings: (), background_tasks=()) -> None:
-    """The main() of a consumer service: settings, logging, storage, then consume until SIGTERM.
+@dataclass(frozen=True)
+class ConsumerService:
+    """What a consumer service's `build` makes: the handler of its queue, the queues it publishes to, and
+    its background tasks (each one's run(stop) works beside the consumer, in a thread of its own)."""
 
-    queue_of(settings) names the queue to consume; handler_of(settings, db) makes the handler;
-    publishes_to(settings) names the queues its handler publishes to. Each of `background_tasks`, called as
-    (settings, db), makes a task whose run(stop) works beside the consumer in a thread of its own until
-    SIGTERM."""
-    from common import storage
+    queue: str
+    handler: Handler
+    publishes_to: tuple[str, ...] = ()
+    background_tasks: tuple = ()
+
+
+def serve_consumer(settings_class, build) -> None:
+    """The main() of a consumer service: settings, logging, metrics and traces, then `build(settings)`
+    (a ConsumerService), then consume until SIGTERM."""
     from common.consumer import consumer
     from common.settings import load
 
@@ -40,12 +48,12 @@ def serve_consumer(settings_class, queue_of, handler_of, publishes_to=lambda set
     logs.configure(settings.log_level)
     debugger.listen_if_requested()
     metrics.serve(settings.metrics_port)
-    db = storage.connect(settings.mongodb_uri, settings.mongodb_db)
+    provider = telemetry.install(settings)
+    service = build(settings)
     stop = stop_on_signals()
-    for task_class in background_tasks:
-        task = task_class(settings, db)
+    for task in service.background_tasks:
         threading.Thread(target=task.run, args=(stop,), name=type(task).__name__, daemon=True).start()
-    consumer(settings, queue_of(settings), handler_of(settings, db), publishes_to(settings)).run(stop)
+    consumer(settings, service.queue, service.handler, service.publishes_to, tracer_provider=provider).run(stop)
 
 
 def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bool, log_level: str,
@@ -91,8 +99,6 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
                 "control_socket_disable": True,
             }
             if streaming:
-                from common import http_worker
-
                 options.update(http_worker.OPTIONS)
             if debugging is not None:
                 options.update(workers=1, timeout=0,
@@ -110,6 +116,10 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
                 raise AppImportError(str(error.code)) from None
 
     logs.configure(log_level)
+    if streaming:
+        from common import patches
+
+        patches.check()
     if reload:
         for library in warm:
             importlib.import_module(library)

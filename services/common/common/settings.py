@@ -69,7 +69,7 @@ class AuthSettings(LoggingSettings, TelemetrySettings, MySQLSettings, JWTSetting
 
 
 class MongoSettings(_FromEnv):
-    mongodb_uri: str = "memory"
+    mongodb_uri: str
     mongodb_db: str = "mp3converter"
 
 
@@ -104,7 +104,11 @@ class GatewaySettings(LoggingSettings, TelemetrySettings, MongoSettings, BrokerS
         return value
     max_upload_mb: PositiveInt = 1024
     max_active_jobs_per_user: PositiveInt = 5
-    public_url: HttpUrl = HttpUrl("http://localhost:8080")
+    # Event streams (GET /jobs/<id>/events) one user may hold open at once, in each gateway process.
+    max_event_streams_per_user: PositiveInt = 10
+    # Uploads one gateway process receives at once, whoever sends them; one more gets 429 before its body
+    # is read. Each takes up to about 20 MiB while it is stored.
+    max_uploads_in_flight: PositiveInt = 6
 
 
 class ConsumerSettings(LoggingSettings, TelemetrySettings, MongoSettings, BrokerSettings):
@@ -120,9 +124,12 @@ class ConverterSettings(ConsumerSettings):
     keep_videos: bool = False
     retention_days: Annotated[int, Field(ge=0)] = 7
     cleanup_interval_seconds: PositiveInt = 3600
+    # Hours after its last chunk that an upload with no files document (its process died) is deleted.
+    unfinished_upload_grace_hours: PositiveInt = 24
 
 
 class NotificationSettings(ConsumerSettings):
+    # The address users reach the gateway at, for the download link in the notice.
     public_url: HttpUrl = HttpUrl("http://localhost:8080")
     smtp_host: str = ""
     smtp_port: Port = 25

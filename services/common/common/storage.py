@@ -2,95 +2,84 @@
 
 import contextlib
 import io
-import threading
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 import gridfs
-import gridfs.synchronous.grid_file as grid_file
-from bson import ObjectId
+from bson import Int64, ObjectId
 from bson.errors import InvalidId
+from gridfs import DEFAULT_CHUNK_SIZE
 from gridfs.errors import NoFile
-from pymongo import MongoClient
+from pymongo import ASCENDING, MongoClient
 from pymongo.database import Database
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConfigurationError, PyMongoError
 
-from common.telemetry import instrument_libraries, span
+from common.settings import ConfigurationError as InvalidSetting
+from common.telemetry import span
 
+URI_SCHEMES = ("mongodb://", "mongodb+srv://")
 VIDEOS = "videos"
 MP3S = "mp3s"
-MEMORY = "memory"
 # GridFS's default of 255 KiB makes a 1 GB video about 4,000 documents; 4 MiB pieces are 250, each
 # one insert, one index entry and one round trip fewer (well under MongoDB's 16 MiB document limit).
 CHUNK_BYTES = {VIDEOS: 4 * 1024 * 1024}
-# pymongo collects up to 48 MB of chunks of an upload before it writes them (one insert_many): with
-# uploads streamed in as they arrive, that is 48 MB of memory per upload in progress, and ten of them
-# exceed the gateway's 512 MiB limit. Writing every two video chunks bounds it; a server takes 8 MiB
-# in one message as easily. (A private constant of the pinned pymongo: test_storage checks it works.)
-UPLOAD_BUFFER_BYTES = 2 * CHUNK_BYTES[VIDEOS]
-grid_file._UPLOAD_BUFFER_SIZE = UPLOAD_BUFFER_BYTES
-
-_memory_lock = threading.Lock()
-_memory_client = None
+# An upload's chunks are written once this much of them is held: two video chunks. pymongo's own
+# GridIn collects up to 48 MB first, which for uploads streamed in as they arrive is 48 MB of memory
+# per upload in progress (ten of them would exceed the gateway's 512 MiB limit).
+UPLOAD_BATCH_BYTES = 2 * CHUNK_BYTES[VIDEOS]
 
 
 def connect(uri: str, database: str) -> Database:
-    """A handle on the database; `memory` is one in-process MongoDB shared by the whole process."""
-    if uri == MEMORY:
-        return _memory_mongo()[database]
-    instrument_libraries()  # before the client: its commands become spans
-    return MongoClient(uri, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True)[database]
-
-
-def _memory_mongo():
-    global _memory_client
-    with _memory_lock:
-        if _memory_client is None:
-            try:
-                import mongomock
-                import mongomock.gridfs
-            except ImportError:
-                raise SystemExit(
-                    "MONGODB_URI=memory needs mongomock, which only the development .venv has; "
-                    "point MONGODB_URI at a MongoDB server."
-                ) from None
-            mongomock.gridfs.enable_gridfs_integration()
-            from common import memory_indexes
-
-            memory_indexes.install()
-            _memory_client = mongomock.MongoClient(tz_aware=True)
-        return _memory_client
+    """A handle on the database; a URI that is not MongoDB's stops the service, naming MONGODB_URI
+    (pymongo would take a bare word for a host name and time out on it later)."""
+    try:
+        if not uri.startswith(URI_SCHEMES):
+            raise ConfigurationError(f"must begin with {' or '.join(URI_SCHEMES)}")
+        client = MongoClient(uri, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True)
+    except ConfigurationError as error:
+        raise InvalidSetting(f"Invalid configuration:\n  MONGODB_URI: {error}") from None
+    return client[database]
 
 
 class Bucket(gridfs.GridFSBucket):
-    """A GridFS bucket whose uploads are spans of the current trace."""
+    """A GridFS bucket whose uploads are written as they come, each a span of the current trace."""
 
     def __init__(self, db: Database, name: str):
-        super().__init__(db, name, **({"chunk_size_bytes": CHUNK_BYTES[name]} if name in CHUNK_BYTES else {}))
+        self.chunk_size = CHUNK_BYTES.get(name, DEFAULT_CHUNK_SIZE)
+        super().__init__(db, name, chunk_size_bytes=self.chunk_size)
         self.name = name
+        self._files_collection = db[f"{name}.files"]
+        self._chunks_collection = db[f"{name}.chunks"]
 
-    def upload_from_stream(self, filename, source, *args, **kwargs):
-        with span(f"GridFS upload {self.name}"):
-            return super().upload_from_stream(filename, source, *args, **kwargs)
-
-    def upload_from_chunks(self, filename: str, chunks: Iterable[bytes], metadata: dict):
-        """Store the pieces as one file, as they come. When they stop with an exception, whatever was
+    def upload_from_chunks(self, filename: str, pieces: Iterable[bytes], metadata: dict) -> ObjectId:
+        """Store the pieces as one file, written UPLOAD_BATCH_BYTES at a time as they come, in GridFS's
+        own layout (its specification's chunks and files documents, through the public collection API).
+        The file exists once all of it is stored; when the pieces stop with an exception, whatever was
         already written is removed (pymongo's own upload_from_stream leaves those chunks behind)."""
         with span(f"GridFS upload {self.name}"):
-            stored = self.open_upload_stream(filename, metadata=metadata)
+            file_id, length, batch = ObjectId(), 0, []
             try:
-                for piece in _whole_chunks(chunks, stored.chunk_size):
-                    stored.write(piece)
-                stored.close()
+                for number, chunk in enumerate(_whole_chunks(pieces, self.chunk_size)):
+                    batch.append({"files_id": file_id, "n": number, "data": chunk})
+                    length += len(chunk)
+                    if len(batch) * self.chunk_size >= UPLOAD_BATCH_BYTES:
+                        self._chunks_collection.insert_many(batch)
+                        batch = []
+                if batch:
+                    self._chunks_collection.insert_many(batch)
+                self._files_collection.insert_one({
+                    "_id": file_id, "length": Int64(length), "chunkSize": self.chunk_size,
+                    "uploadDate": datetime.now(UTC), "filename": filename, "metadata": metadata})
             except BaseException:
                 with contextlib.suppress(PyMongoError):
-                    stored.abort()
+                    self._chunks_collection.delete_many({"files_id": file_id})
                 raise
-            return stored._id
+            return file_id
 
 
 def _whole_chunks(pieces: Iterable[bytes], size: int) -> Iterable[bytes]:
-    """The same bytes in pieces of exactly `size` (the last one shorter). GridIn stores a piece of its
-    chunk size as it is; smaller ones it first collects in a buffer it grows and copies each time."""
+    """The same bytes in pieces of exactly `size` (the last one shorter): GridFS's chunks, whatever the
+    sizes the pieces arrive in."""
     pending, held = [], 0
     for piece in pieces:
         pending.append(piece)
@@ -140,12 +129,8 @@ def rereadable(download, head_bytes: int = 64 * 1024) -> io.BufferedReader:
     return io.BufferedReader(_Download(download), buffer_size=head_bytes)
 
 
-def bucket(db: Database, name: str) -> gridfs.GridFSBucket:
-    files = Bucket(db, name)
-    if type(db.client).__module__.startswith("mongomock"):
-        # mongomock's collections confuse pymongo's client-side timeout lookup.
-        files._timeout = None
-    return files
+def bucket(db: Database, name: str) -> Bucket:
+    return Bucket(db, name)
 
 
 def delete_file(files: gridfs.GridFSBucket, file_id) -> None:
@@ -157,7 +142,12 @@ def delete_file(files: gridfs.GridFSBucket, file_id) -> None:
 
 
 def ensure_indexes(db: Database) -> None:
-    """The MP3s stored for a job are looked up by its id (leftovers of a failed attempt, deletion)."""
+    """GridFS's indexes on both buckets (its specification's: a file's chunks are found by files_id and
+    n, and pymongo's GridIn would make them on its first write), and the MP3s' job: the MP3s stored for a
+    job are looked up by its id (leftovers of a failed attempt, deletion)."""
+    for name in (VIDEOS, MP3S):
+        db[f"{name}.files"].create_index([("filename", ASCENDING), ("uploadDate", ASCENDING)])
+        db[f"{name}.chunks"].create_index([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)
     db[f"{MP3S}.files"].create_index("metadata.job_id")
 
 

@@ -16,10 +16,11 @@ Where the spans come from:
   delivery continues the publisher's trace; a redelivery starts a trace of its own, linked to it.
 - The rest worth seeing (the ffmpeg run) is `traced`.
 
-One process may run several services (scripts/run-local runs all four). So each service has a
-TracerProvider of its own, whose spans carry its service.name, and a span made by an instrumentation or
-by `traced` belongs to the service of the span it is made under. A span made under none is not recorded:
-a request the process makes outside any service's work (a readiness poll, a test's client) starts no trace.
+A service process has two TracerProviders that share one exporter and the service.name: the service's
+own (`install` returns it), which starts the traces of the requests it serves and the messages it
+consumes, and the process's global one, which records a span only under a parent (ParentBased on
+ALWAYS_OFF). So the instrumentations and `traced` add to the work's trace, and what the process does
+outside any (a readiness probe's MongoDB ping, the cleanup's sweep) starts no trace.
 """
 
 import functools
@@ -33,6 +34,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import Link, SpanKind, StatusCode
 
 from common.settings import TelemetrySettings, service_of
@@ -40,31 +42,33 @@ from common.settings import TelemetrySettings, service_of
 SCOPE = "mp3converter"
 OTLP_TRACES_PATH = "/v1/traces"
 
-_lock = threading.Lock()
-_providers: dict[tuple, TracerProvider] = {}
-_by_resource: dict[int, TracerProvider] = {}
+
 
 
 def tracer_provider(settings: TelemetrySettings) -> TracerProvider:
-    """The TracerProvider of the service these settings belong to: one per process and configuration."""
-    service = os.environ.get("OTEL_SERVICE_NAME") or service_of(settings)
-    key = (service, settings.otel_traces_exporter, str(settings.otel_exporter_otlp_endpoint))
-    with _lock:
-        if key not in _providers:
-            provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
-            processor = _processor(settings)
-            if processor is not None:
-                provider.add_span_processor(processor)
-            _providers[key] = provider
-            _by_resource[id(provider.resource)] = provider
-        instrument_libraries()
-        return _providers[key]
+    """A TracerProvider whose spans belong to the service these settings are for, exported as they say."""
+    return _providers(settings, (None,))[0]
 
 
-def providers() -> list[TracerProvider]:
-    """Every TracerProvider of this process (a test adds its in-memory exporter to them)."""
-    with _lock:
-        return list(_providers.values())
+def install(settings: TelemetrySettings) -> TracerProvider:
+    """At the start of a service's process, before its MongoDB client is made: the global provider,
+    which records spans only under a parent, and the instrumentations of requests and pymongo.
+    Returns the service's own provider, for the spans that start a trace (common.service)."""
+    own, under_a_parent = _providers(settings, (None, ParentBased(ALWAYS_OFF)))
+    trace.set_tracer_provider(under_a_parent)
+    instrument_libraries()
+    return own
+
+
+def _providers(settings: TelemetrySettings, samplers) -> list[TracerProvider]:
+    """One TracerProvider per sampler (None: the SDK's default), all of the service and one exporter."""
+    resource = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME") or service_of(settings)})
+    providers = [TracerProvider(resource=resource, sampler=sampler) for sampler in samplers]
+    processor = _processor(settings)
+    if processor is not None:
+        for provider in providers:
+            provider.add_span_processor(processor)
+    return providers
 
 
 def _processor(settings: TelemetrySettings):
@@ -83,39 +87,14 @@ def _json_line(span) -> str:
     return span.to_json(indent=None) + "\n"
 
 
-class _ServiceOfParent(trace.TracerProvider):
-    """Hands out tracers whose spans belong to the service of their parent span, or are not recorded."""
-
-    def get_tracer(self, instrumenting_module_name, instrumenting_library_version=None, schema_url=None,
-                   attributes=None):
-        return _ParentsTracer((instrumenting_module_name, instrumenting_library_version, schema_url, attributes))
-
-
-class _ParentsTracer(trace.Tracer):
-    def __init__(self, scope: tuple):
-        self._scope = scope
-
-    def _tracer(self, context) -> trace.Tracer:
-        parent = trace.get_current_span(context)
-        provider = _by_resource.get(id(getattr(parent, "resource", None)))
-        return provider.get_tracer(*self._scope) if provider is not None else trace.NoOpTracer()
-
-    def start_span(self, name, context=None, *args, **kwargs):
-        return self._tracer(context).start_span(name, context, *args, **kwargs)
-
-    def start_as_current_span(self, name, context=None, *args, **kwargs):
-        return self._tracer(context).start_as_current_span(name, context, *args, **kwargs)
-
-
-_SERVICE_OF_PARENT = _ServiceOfParent()
-_tracer = _SERVICE_OF_PARENT.get_tracer(SCOPE)
+_tracer = trace.get_tracer(SCOPE)
 _libraries_lock = threading.Lock()
 _libraries_instrumented = False
 
 
 def instrument_libraries() -> None:
-    """The process-wide instrumentations of requests and pymongo (they patch the libraries), once. A MongoDB
-    client traces its commands only if it was made after this."""
+    """The process-wide instrumentations of requests and pymongo (they patch the libraries), once, with the
+    global TracerProvider. A MongoDB client traces its commands only if it was made after this."""
     global _libraries_instrumented
     with _libraries_lock:
         if _libraries_instrumented:
@@ -123,8 +102,8 @@ def instrument_libraries() -> None:
         from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
         from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
-        RequestsInstrumentor().instrument(tracer_provider=_SERVICE_OF_PARENT)
-        PymongoInstrumentor().instrument(tracer_provider=_SERVICE_OF_PARENT)
+        RequestsInstrumentor().instrument()
+        PymongoInstrumentor().instrument()
         _libraries_instrumented = True
 
 
@@ -132,22 +111,23 @@ def instrument_libraries() -> None:
 UNTRACED_URLS = "/healthz,/readyz,/metrics"
 
 
-def instrument_app(app, settings: TelemetrySettings) -> None:
-    """Server spans for every request of a Flask app, as the service `settings` belong to."""
+def instrument_app(app, provider: TracerProvider | None = None) -> None:
+    """Server spans for every request of a Flask app, from the service's TracerProvider (None: the
+    global one)."""
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
-    FlaskInstrumentor.instrument_app(app, tracer_provider=tracer_provider(settings), excluded_urls=UNTRACED_URLS)
+    FlaskInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls=UNTRACED_URLS)
 
 
 def instrument_channel(channel) -> None:
     """Each publish on this pika channel becomes a span, and carries its traceparent in the headers."""
     from opentelemetry.instrumentation.pika import PikaInstrumentor
 
-    PikaInstrumentor.instrument_channel(channel, tracer_provider=_SERVICE_OF_PARENT)
+    PikaInstrumentor.instrument_channel(channel)
 
 
 def traced(name: str):
-    """Decorator: each call is a span of the current trace (in the service of the span it runs under)."""
+    """Decorator: each call is a span of the current trace."""
 
     def decorate(function):
         @functools.wraps(function)
@@ -191,7 +171,7 @@ class Consumption:
         if redelivered and sent_span.is_valid:
             # A redelivery may come long after: a trace of its own, linked to the upload's.
             parent, links = otel_context.Context(), (Link(sent_span, {"messaging.redelivery": True}),)
-        tracer = provider.get_tracer(SCOPE) if provider is not None else trace.NoOpTracer()
+        tracer = provider.get_tracer(SCOPE) if provider is not None else _tracer
         self._span = tracer.start_span(
             f"{queue} process", context=parent, kind=SpanKind.CONSUMER, links=links,
             attributes={"messaging.system": "rabbitmq", "messaging.destination.name": queue,

@@ -9,6 +9,11 @@ each video once its job is final. Every CLEANUP_INTERVAL_SECONDS (and once at st
 3. deletes files that belong to no job, an hour after they were stored: a gateway that died between
    storing a video and recording its job, a converter that died after storing an MP3 for a job
    deleted meanwhile. (Each is recorded within moments when nothing dies, so an hour is ample.)
+4. deletes the chunks of uploads that never finished: a process that died while storing a file
+   (OOM, SIGKILL in a rollout) leaves its chunks and no files document, which GridFS writes last, and
+   so does a deletion that died between the two. They go UNFINISHED_UPLOAD_GRACE_HOURS after the
+   last of them was written; an upload still in progress writes one at least every 8 MiB it receives
+   (common.storage), so the grace must be longer than the slowest upload takes to send that.
 
 Several converters may sweep at the same time: each expired job is taken by exactly one of them (the
 conditional update that hides it), and every later step is idempotent, so two sweeps never fight
@@ -20,6 +25,8 @@ import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
+from bson import ObjectId
+from pymongo import DESCENDING
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
@@ -63,9 +70,11 @@ class Cleanup:
             expired = sum(self._deletion.delete(job) for job in list(self._jobs.untouched_since(cutoff)))
         orphans = self._delete_orphans(storage.VIDEOS, now - ORPHAN_GRACE, self._jobs.recorded_videos)
         orphans += self._delete_orphans(storage.MP3S, now - ORPHAN_GRACE, self._jobs_of_mp3s)
-        if finished or expired or orphans:
+        last_written = now - timedelta(hours=self._settings.unfinished_upload_grace_hours)
+        unfinished = sum(self._delete_unfinished(bucket, last_written) for bucket in (storage.VIDEOS, storage.MP3S))
+        if finished or expired or orphans or unfinished:
             log.info("cleanup", extra={"expired_jobs": expired, "half_deleted_jobs_finished": finished,
-                                       "orphan_files": orphans})
+                                       "orphan_files": orphans, "unfinished_uploads": unfinished})
         return finished + expired
 
     def _delete_orphans(self, bucket: str, stored_before: datetime, owned) -> int:
@@ -77,6 +86,26 @@ class Cleanup:
             for orphan in (f["_id"] for f in batch if f["_id"] not in keep):
                 storage.delete_file(storage.bucket(self._db, bucket), orphan)
                 deleted += 1
+        return deleted
+
+    def _delete_unfinished(self, bucket: str, written_before: datetime) -> int:
+        """Delete the chunks of each file of `bucket` that has no files document and whose last chunk
+        was written before that moment. Ids are ObjectIds, made as each is written: a file's id tells
+        when its upload started (only those started before are looked at), a chunk's when it was written."""
+        chunks, files = self._db[f"{bucket}.chunks"], self._db[f"{bucket}.files"]
+        started = chunks.aggregate([  # one entry per file, from the (files_id, n) index GridFS makes
+            {"$match": {"files_id": {"$lt": ObjectId.from_datetime(written_before)}}},
+            {"$sort": {"files_id": 1, "n": 1}},
+            {"$group": {"_id": "$files_id"}},
+        ])
+        deleted = 0
+        while batch := [entry["_id"] for entry in itertools.islice(started, BATCH)]:
+            whole = {f["_id"] for f in files.find({"_id": {"$in": batch}}, {"_id": 1})}
+            for file_id in (fid for fid in batch if fid not in whole):
+                last = chunks.find_one({"files_id": file_id}, {"_id": 1}, sort=[("n", DESCENDING)])
+                if last is not None and last["_id"].generation_time < written_before:
+                    chunks.delete_many({"files_id": file_id})
+                    deleted += 1
         return deleted
 
     def _jobs_of_mp3s(self, files: list[dict]) -> set:

@@ -14,9 +14,11 @@ standard input (no other protocol, no MOV references to other files); and it is 
 before anything is stored, when the file declares more than MAX_DURATION_SECONDS. It runs with an
 empty environment (the converter's secrets stay in the converter) and under resource limits, so
 that what the command line does not stop the kernel does: CPU time, file size and address space.
-Its output is bounded by duration (`-t`) and size (`-fs`).
+Its output is bounded by duration (`-t`) and size (`-fs`). Its log, which a crafted file can make as
+long as it likes, is read as it comes and only its Duration line and its last LOG_TAIL_BYTES are kept.
 """
 
+import collections
 import contextlib
 import functools
 import re
@@ -57,7 +59,16 @@ ADDRESS_SPACE_BYTES = 2 * 1024**3
 FEED_BYTES = 1024 * 1024
 STDIN = "pipe:0"
 
-_DURATION = re.compile(rb"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+# The input's duration, as ffmpeg describes the input: indented by exactly two spaces (the input's
+# metadata, which the file chooses, is indented by four).
+_DURATION = re.compile(rb"  Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+# Where ffmpeg's description of the input is over: the output's follows.
+_AFTER_INPUT = (b"Output #", b"Stream mapping:")
+# What is kept of ffmpeg's log besides the Duration line: its end, where it says why it failed.
+LOG_TAIL_BYTES = 64 * 1024
+LOG_LINE_BYTES = 4096
+# How long the duration may take to be read once ffmpeg has reported progress (it wrote it before).
+HEADER_WAIT_SECONDS = 5
 
 
 NOT_SUPPORTED = "The file is not a video in a supported format (mp4, mov, mkv, webm, avi, wmv, mpeg, flv)."
@@ -114,12 +125,44 @@ def sandboxed(limits: Limits) -> dict:
     return {"env": {}, "preexec_fn": functools.partial(Limits.apply, limits), "close_fds": True}
 
 
-def source_duration(stderr: bytes) -> float | None:
-    match = _DURATION.search(stderr)
+def source_duration(line: bytes) -> float | None:
+    """The duration in ffmpeg's description of its input, when this line of its log is that."""
+    match = _DURATION.match(line)
     if match is None:
         return None
     hours, minutes, seconds = match.groups()
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+class _Log(threading.Thread):
+    """Reads ffmpeg's standard error as it comes, keeping the duration the source declares (None when it
+    declares none) and the last LOG_TAIL_BYTES; `described` is set once the input's description is over."""
+
+    def __init__(self, stream):
+        super().__init__(name="ffmpeg-log", daemon=True)
+        self._stream = stream
+        self.duration: float | None = None
+        self.described = threading.Event()
+        self._tail: collections.deque[bytes] = collections.deque()
+        self._held = 0
+
+    def run(self):
+        try:
+            while line := self._stream.readline(LOG_LINE_BYTES):
+                if not self.described.is_set():
+                    self.duration = self.duration or source_duration(line)
+                    if line.startswith(_AFTER_INPUT):
+                        self.described.set()
+                self._tail.append(line)
+                self._held += len(line)
+                while self._held > LOG_TAIL_BYTES:
+                    self._held -= len(self._tail.popleft())
+        finally:
+            self.described.set()
+
+    def tail(self) -> bytes:
+        """The end of the log (once the thread is done)."""
+        return b"".join(self._tail)
 
 
 def _clock(seconds: float) -> str:
@@ -137,18 +180,17 @@ def convert(source: Path | BinaryIO, target: Path, *, cancel: threading.Event, t
     demuxer = _demuxer_of_stream(source) if streamed else demuxer_of(source)
     if demuxer is None:
         raise ConversionFailed(NOT_SUPPORTED)
-    stderr_path = target.with_suffix(".log")
-    with stderr_path.open("w+b") as stderr:
-        process = subprocess.Popen(command(STDIN if streamed else source, target, demuxer, limits),
-                                   stdout=subprocess.PIPE, stderr=stderr,
-                                   stdin=subprocess.PIPE if streamed else subprocess.DEVNULL, **sandboxed(limits))
-        feeding = _feed(process, source) if streamed else None
-        stopped = _watch(process, cancel, time.monotonic() + timeout)
-        out_seconds, declared = _follow_progress(process, stderr, on_progress, limits.max_duration_seconds)
-        process.wait()
-        stderr.seek(0)
-        log = stderr.read()
-    stderr_path.unlink(missing_ok=True)
+    process = subprocess.Popen(command(STDIN if streamed else source, target, demuxer, limits),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               stdin=subprocess.PIPE if streamed else subprocess.DEVNULL, **sandboxed(limits))
+    log = _Log(process.stderr)
+    log.start()
+    feeding = _feed(process, source) if streamed else None
+    stopped = _watch(process, cancel, time.monotonic() + timeout)
+    out_seconds, declared = _follow_progress(process, log, on_progress, limits.max_duration_seconds)
+    process.wait()
+    log.join()
+    process.stderr.close()
     if feeding is not None:
         feeding.join()
         if feeding.error is not None:
@@ -165,11 +207,11 @@ def convert(source: Path | BinaryIO, target: Path, *, cancel: threading.Event, t
     if process.returncode == -signal.SIGXFSZ:
         raise ConversionFailed("The conversion wrote more than a video of the longest accepted length could need.")
     if process.returncode != 0:
-        raise ConversionFailed(explain(log))
+        raise ConversionFailed(explain(log.tail()))
     if out_seconds > limits.max_duration_seconds:  # a source that declares no duration, or lies about it
         raise ConversionFailed(f"The video lasts longer than {_clock(limits.max_duration_seconds)}, "
                                "the longest converted.")
-    return checked(Conversion(source_duration(log), out_seconds), target)
+    return checked(Conversion(log.duration, out_seconds), target)
 
 
 def _demuxer_of_stream(source: BinaryIO) -> str | None:
@@ -219,7 +261,8 @@ def _watch(process: subprocess.Popen, cancel: threading.Event, deadline: float) 
     return stopped
 
 
-def _follow_progress(process: subprocess.Popen, stderr, on_progress, max_duration: int) -> tuple[float, float | None]:
+def _follow_progress(process: subprocess.Popen, log: _Log, on_progress,
+                     max_duration: int) -> tuple[float, float | None]:
     """Read ffmpeg's -progress lines; returns how many seconds of audio it wrote, and the duration the
     source declares. At the first report (ffmpeg has printed the header by then) a source declaring
     more than max_duration stops ffmpeg."""
@@ -231,8 +274,8 @@ def _follow_progress(process: subprocess.Popen, stderr, on_progress, max_duratio
             out_seconds = max(out_seconds, int(value) / 1_000_000)
         elif key == "progress":
             if duration is None:
-                stderr.flush()
-                duration = source_duration(Path(stderr.name).read_bytes()) or 0.0
+                log.described.wait(HEADER_WAIT_SECONDS)
+                duration = log.duration or 0.0
                 if duration > max_duration:
                     process.kill()
                     break

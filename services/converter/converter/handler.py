@@ -22,6 +22,7 @@ import logging
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 from gridfs.errors import NoFile
@@ -142,9 +143,8 @@ class Converter:
     @storage_retry
     def _store(self, mp3: Path, job: dict):
         with mp3.open("rb") as source:
-            return self._mp3s.upload_from_stream(
-                mp3_name(job["filename"]), source, metadata={"job_id": str(job["_id"]), "owner": job["owner"]}
-            )
+            return self._mp3s.upload_from_chunks(mp3_name(job["filename"]), iter(partial(source.read, COPY_CHUNK), b""),
+                                                 metadata={"job_id": str(job["_id"]), "owner": job["owner"]})
 
     @storage_retry
     def _remove_leftovers(self, job_id: str) -> None:

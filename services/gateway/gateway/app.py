@@ -1,8 +1,9 @@
-"""The gateway's Flask app: its dependencies, the routes of DESIGN.md's contract, and JSON errors."""
+"""The gateway's Flask app: its dependencies, the routes of the public contract (docs/api.md), and JSON errors."""
 
 import logging
 
 from flask import Flask
+from opentelemetry.sdk.trace import TracerProvider
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
@@ -23,7 +24,8 @@ MULTIPART_OVERHEAD = 64 * 1024
 ROUTES = (page, login, upload, jobs, events, download, health, reference)
 
 
-def create_app(settings: GatewaySettings, *, db: Database, publisher: Publisher, auth: AuthClient) -> Flask:
+def create_app(settings: GatewaySettings, *, db: Database, publisher: Publisher, auth: AuthClient,
+               tracer_provider: TracerProvider | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)  # every route is one of openapi.yaml's
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_mb * MIB + MULTIPART_OVERHEAD
     app.extensions[EXTENSION] = GatewayDeps.build(settings, db, publisher, auth)
@@ -53,5 +55,5 @@ def create_app(settings: GatewaySettings, *, db: Database, publisher: Publisher,
         app.register_blueprint(module.blueprint)
     queues = (settings.video_queue, settings.mp3_queue)
     metrics.instrument_app(app, "gateway", [metrics.QueueDepths(publisher, (*queues, *map(dead_letter_queue, queues)))])
-    telemetry.instrument_app(app, settings)
+    telemetry.instrument_app(app, tracer_provider)
     return app

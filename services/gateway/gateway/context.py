@@ -13,6 +13,7 @@ from common.removal import JobDeletion
 from common.settings import GatewaySettings
 from gateway.auth_client import AuthClient
 from gateway.login_limit import LoginLimit
+from gateway.places import Places
 
 EXTENSION = "mp3converter.gateway"
 
@@ -28,13 +29,17 @@ class GatewayDeps:
     publisher: Publisher
     auth: AuthClient
     login_limit: LoginLimit
+    streams: Places
+    uploads: Places
 
     @classmethod
     def build(cls, settings: GatewaySettings, db: Database, publisher: Publisher, auth: AuthClient) -> "GatewayDeps":
         return cls(settings=settings, db=db, jobs=Jobs(db), deletion=JobDeletion(db),
                    videos=storage.bucket(db, storage.VIDEOS), mp3s=storage.bucket(db, storage.MP3S),
                    publisher=publisher, auth=auth,
-                   login_limit=LoginLimit(settings.login_attempts_per_client, settings.trusted_proxies))
+                   login_limit=LoginLimit(settings.login_attempts_per_client, settings.trusted_proxies),
+                   streams=Places(settings.max_event_streams_per_user),
+                   uploads=Places(settings.max_uploads_in_flight))
 
 
 def gateway() -> GatewayDeps:

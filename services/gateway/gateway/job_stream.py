@@ -8,6 +8,12 @@ repeated: an event is sent only when its id is above the last one the client saw
 
 The job is read by polling (MongoDB change streams need a replica set, and mongomock has none):
 one indexed lookup by _id per stream every POLL_SECONDS.
+
+A stream outlasts the request that checked its token, so the token is checked again every
+AUTHORIZATION_RECHECK_SECONDS (answered from the gateway's token cache, so auth is asked at most once
+per TOKEN_CACHE_SECONDS): a revoked token, or one that cannot be checked because auth is down, ends
+the stream as soon as it would refuse any other call. And each user may hold at most
+MAX_EVENT_STREAMS_PER_USER streams open in one gateway process (gateway.places).
 """
 
 import json
@@ -25,6 +31,7 @@ HEARTBEAT_SECONDS = 15
 # which checks its token again.
 MAX_STREAM_SECONDS = 600
 RETRY_MILLISECONDS = 2000
+AUTHORIZATION_RECHECK_SECONDS = 1
 
 _STAGE = {Status.QUEUED: 0, Status.CONVERTING: 1, Status.DONE: 4, Status.FAILED: 4}
 HEARTBEAT = b": keep-alive\n\n"
@@ -50,12 +57,17 @@ def last_event_id(header: str | None) -> int:
         return -1
 
 
-def follow(read_job: Callable[[], dict | None], after: int, client_gone: Callable[[], bool], *,
-           clock=time.monotonic, sleep=time.sleep) -> Iterator[bytes]:
-    """The stream of one job: events with ids above `after`, heartbeats, and its end."""
-    started = last_write = clock()
+def follow(read_job: Callable[[], dict | None], after: int, client_gone: Callable[[], bool],
+           authorized: Callable[[], bool] = lambda: True, *, clock=time.monotonic, sleep=time.sleep) -> Iterator[bytes]:
+    """The stream of one job: events with ids above `after`, heartbeats, and its end (the job final or
+    gone, the client gone, the gateway stopping, or `authorized()` false)."""
+    started = last_write = last_check = clock()
     yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
     while True:
+        if clock() - last_check >= AUTHORIZATION_RECHECK_SECONDS:
+            if not authorized():
+                return
+            last_check = clock()
         job = read_job()
         if job is None:  # deleted while followed
             return

@@ -10,6 +10,9 @@ from tests.unit.gateway_double import ALICE_TOKEN
 
 MIB = 1024 * 1024
 JOB_FIELDS = {"job_id", "status", "progress", "mp3_fid", "error", "filename", "created_at", "updated_at"}
+# A well-formed id that names nothing. Fixed, not ObjectId(): test ids must be the same in every process
+# that collects them (pytest-xdist's workers).
+UNKNOWN_ID = "65f0c0ffee0000000000beef"
 MP3_BYTES = b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 40  # not a real MP3: bytes are bytes
 
 
@@ -28,6 +31,12 @@ def raw_upload(client, disposition: bytes, data: bytes, token: str = ALICE_TOKEN
             b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n--BOUNDARY--\r\n")
     return client.post("/upload", data=body, headers=bearer(token),
                        content_type="multipart/form-data; boundary=BOUNDARY")
+
+
+def multipart_body(data: bytes, name: str = "clip.mp4", tail: bytes = b"\r\n--B--\r\n") -> bytes:
+    """The body of an upload with boundary B, written by hand."""
+    return (b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + name.encode() + b"\"\r\n"
+            b"Content-Type: video/mp4\r\n\r\n" + data + tail)
 
 
 def assert_nothing_stored(db, publisher) -> None:

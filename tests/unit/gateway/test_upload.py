@@ -16,6 +16,7 @@ from tests.unit.gateway.calls import (
     MIB,
     assert_nothing_stored,
     bearer,
+    multipart_body,
     upload,
 )
 from tests.unit.gateway_double import (
@@ -164,11 +165,6 @@ def open_files_under(folder) -> list[str]:
         with contextlib.suppress(OSError):
             links.append(os.readlink(f"/proc/self/fd/{fd}"))
     return [link for link in links if link.startswith(str(folder))]
-
-
-def multipart_body(data: bytes, name: str = "clip.mp4", tail: bytes = b"\r\n--B--\r\n") -> bytes:
-    return (b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + name.encode() + b"\"\r\n"
-            b"Content-Type: video/mp4\r\n\r\n" + data + tail)
 
 
 def test_an_upload_goes_to_storage_without_a_temp_file(client, memory_db, video, tmp_path, monkeypatch):

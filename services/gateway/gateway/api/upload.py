@@ -1,8 +1,10 @@
 """POST /upload: a video in, a queued job out; nothing half-done stays behind when a step fails.
 
 One user cannot fill the queue: with MAX_ACTIVE_JOBS_PER_USER jobs queued or converting, the next
-upload is refused (429) before its body is read. Two uploads racing for the last place are counted
-again once their jobs exist, and the one that finds itself over the limit undoes itself.
+upload is refused (429) before its body is read. Nor can many uploads at once exhaust the gateway's
+memory: a process receives at most MAX_UPLOADS_IN_FLIGHT at a time (429 for the next, body unread).
+Two uploads racing for the last job place are counted again once their jobs exist, and the one that
+finds itself over the limit undoes itself.
 """
 
 import contextlib
@@ -17,21 +19,26 @@ from common import metrics, telemetry
 from common.broker import PublishError
 from common.formats import SNIFF_BYTES, video_type
 from common.http import error_response
+from gateway import fairness
 from gateway.access import login_required
 from gateway.context import gateway
 from gateway.filenames import MIB, clean_filename
 from gateway.multipart import FilePart, NotOneFile
+from gateway.places import in_one_of
 
 log = logging.getLogger(__name__)
 
 # Long enough for a short video to convert; the client may ask sooner with GET /jobs.
 RETRY_AFTER_SECONDS = 30
+# Uploads in flight end within seconds on a fast link.
+BUSY_RETRY_AFTER_SECONDS = 5
 
 blueprint = Blueprint("upload", __name__)
 
 
 @blueprint.post("/upload")
 @login_required
+@in_one_of(lambda: gateway().uploads, lambda limit: _busy(limit))
 def upload():
     """The body goes straight into GridFS as it arrives (no temp file): the first bytes are sniffed
     before anything is stored, and a body that breaks off, grows too large or holds another part
@@ -61,7 +68,7 @@ def upload():
         return _not_one_file()
     size = sized.total
     try:
-        job = gw.jobs.create(g.owner, filename, video_fid)
+        job = gw.jobs.create(g.owner, filename, video_fid, fairness.priority(*gw.jobs.backlog(g.owner)))
     except PyMongoError:
         with contextlib.suppress(PyMongoError):
             gw.videos.delete(video_fid)
@@ -72,7 +79,7 @@ def upload():
         return _too_many_jobs(gw.settings.max_active_jobs_per_user)
     message = {"job_id": str(job["_id"]), "video_fid": str(video_fid), "mp3_fid": None, "owner": g.owner}
     try:
-        gw.publisher.publish(gw.settings.video_queue, message)
+        gw.publisher.publish(gw.settings.video_queue, message, priority=job["priority"])
     except PublishError as error:
         # Nothing half-done stays behind: no job that never runs, no video nobody owns.
         log.error("could not queue the upload", extra={"job_id": message["job_id"], "error": str(error)})
@@ -113,6 +120,12 @@ class _Limited:
             if self.total > self.limit:
                 raise RequestEntityTooLarge()
             yield chunk
+
+
+def _busy(limit: int):
+    """More than MAX_UPLOADS_IN_FLIGHT uploads at once would take more memory than the gateway has."""
+    return error_response(429, "too_many_uploads", f"The gateway is receiving {limit} uploads already; "
+                                                    "send this one again in a moment.", BUSY_RETRY_AFTER_SECONDS)
 
 
 def _too_many_jobs(limit: int):
