@@ -32,11 +32,10 @@ DEBUG_PORTS = ("GATEWAY_DEBUG_PORT", "AUTH_DEBUG_PORT", "CONVERTER_DEBUG_PORT", 
 
 @pytest.fixture(scope="session")
 def watch_env(tree) -> dict:
-    # A consumer told to stop may finish its message within SHUTDOWN_GRACE_SECONDS; a short grace makes
-    # the restarted converter hand its message back, which is what the watch test is about. The debuggers'
-    # host ports are free ones, as the gateway's is.
-    return read_env(write_stack_env(tree / ".env", SHUTDOWN_GRACE_SECONDS="1",
-                                    **{name: str(free_port()) for name in DEBUG_PORTS}))
+    # .env as scripts/init-env writes it (compose.override.yaml makes a restarted consumer hand its message
+    # back at once, which is what the converter's test is about); the debuggers' host ports are free ones,
+    # as the gateway's is.
+    return read_env(write_stack_env(tree / ".env", **{name: str(free_port()) for name in DEBUG_PORTS}))
 
 
 @pytest.fixture(scope="session")

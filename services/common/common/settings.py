@@ -113,7 +113,8 @@ class GatewaySettings(LoggingSettings, TelemetrySettings, MongoSettings, BrokerS
 
 class ConsumerSettings(LoggingSettings, TelemetrySettings, MongoSettings, BrokerSettings):
     heartbeat_file: str = "/tmp/heartbeat"
-    shutdown_grace_seconds: PositiveInt = 20
+    # 0: hand the message in hand back at once (compose.override.yaml: for the new code to take it).
+    shutdown_grace_seconds: Annotated[int, Field(ge=0)] = 20
     # Where the consumer serves /metrics (auth and gateway serve it on their own port).
     metrics_port: Port = 9464
 
