@@ -11,7 +11,7 @@ import pytest
 from tests.compose.stack import video
 from tests.debugging import conversion_stops_at_the_breakpoint, upload_stops_at_the_breakpoint
 
-pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
+pytestmark = pytest.mark.timeout(1800)
 
 LAUNCH = json.loads((Path(__file__).resolve().parents[2] / ".vscode/launch.json").read_text())
 
