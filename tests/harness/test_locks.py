@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.requirements import pins
+
 ROOT = Path(__file__).resolve().parents[2]
 LOCKS = {
     "requirements-dev.lock": "requirements-dev.txt",
@@ -21,18 +23,6 @@ PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]+\])?==([^\s;\\#]+)")
 
 def normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def pins(path: Path) -> dict[str, str]:
-    """{name: version} of a requirements file, following its -r includes."""
-    found = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line.startswith("-r "):
-            found.update(pins(path.parent / line[3:].strip()))
-        elif match := PIN.match(line):
-            found[normalized(match[1])] = match[2]
-    return found
 
 
 def locked(path: Path) -> dict[str, list[str]]:
@@ -60,7 +50,7 @@ def test_the_lock_is_what_scripts_lock_writes_from_its_requirements(lock):
 def test_every_pin_of_the_requirements_is_locked_at_its_version(lock):
     path = ROOT / lock
     entries = locked(path)
-    wanted = pins(path.parent / LOCKS[lock])
+    wanted = {normalized(name.split("[")[0]): version for name, version in pins(path.parent / LOCKS[lock]).items()}
     assert wanted
     missing = {f"{name}=={version}" for name, version in wanted.items()} - set(entries)
     assert not missing, f"{lock} lacks {sorted(missing)}: run scripts/lock"

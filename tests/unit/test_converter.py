@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 from unittest import mock
@@ -399,17 +400,36 @@ def test_a_job_deleted_before_its_turn_is_acked_without_converting(converter, me
     assert stored_counts(memory_db) == dict.fromkeys(stored_counts(memory_db), 0)
 
 
-def test_the_video_goes_once_its_mp3_is_stored(converter, memory_db, samples):
+def test_the_video_goes_once_its_mp3_is_announced(converter, memory_db, samples):
     job, message = queue_upload(memory_db, samples["faststart.mp4"])
     before = stored_counts(memory_db)
 
-    assert deliver(converter, message).action is Action.ACK
+    outcome = deliver(converter, message)
+    assert outcome.action is Action.ACK
+    announced = stored_counts(memory_db)  # the user is not kept waiting for the video's removal
+    outcome.then()  # once the consumer has sent the announcement and acked the delivery
 
     after = stored_counts(memory_db)
     assert before["videos.files"] == 1 and before["videos.chunks"] >= 1
+    assert announced == before | {"mp3s.files": 1, "mp3s.chunks": announced["mp3s.chunks"]}
     assert (after["videos.files"], after["videos.chunks"]) == (0, 0)
     assert (after["mp3s.files"], after["jobs"]) == (1, 1)
     assert Jobs(memory_db).get(job["_id"])["status"] == "done"
+
+
+@pytest.mark.parametrize("name", ["plain.mp4", "silent.mp4"])
+def test_the_work_folder_goes_after_the_announcement_or_at_once_on_failure(converter, memory_db, samples, tmp_path,
+                                                                          monkeypatch, name):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    _job, message = queue_upload(memory_db, samples[name])  # plain.mp4: its index at the end, a temp copy
+
+    outcome = deliver(converter, message)
+    left = list(tmp_path.iterdir())
+    if outcome.then is not None:
+        outcome.then()
+
+    assert (outcome.action, len(left)) == ((Action.ACK, 1) if name == "plain.mp4" else (Action.REJECT, 0))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_keep_videos_keeps_the_video(memory_db, samples):
@@ -417,7 +437,9 @@ def test_keep_videos_keeps_the_video(memory_db, samples):
     _job, message = queue_upload(memory_db, samples["faststart.mp4"])
     before = stored_counts(memory_db)
 
-    assert deliver(converter, message).action is Action.ACK
+    outcome = deliver(converter, message)
+    assert outcome.action is Action.ACK
+    outcome.then()
 
     assert stored_counts(memory_db)["videos.chunks"] == before["videos.chunks"] > 0
 

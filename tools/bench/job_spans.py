@@ -1,7 +1,7 @@
 """What the services' own spans say of each job, and the users that upload them.
 
 Every span the services of this process end is kept by an in-memory exporter added to their
-TracerProviders (common.telemetry.providers()), as the trace tests do. One upload is one trace: its
+TracerProviders (runlocal.traces.providers()), as the trace tests do. One upload is one trace: its
 `POST /upload` span carries the job_id; the rest of the job (GridFS writes, the publish, the
 converter's `<queue> process`, `ffmpeg`, the MP3's store and announcement) are spans of the same trace.
 Times are the spans' own clocks (nanoseconds since the epoch), so a client's time.time_ns() compares.
@@ -25,12 +25,12 @@ _attached: set[int] = set()
 def collect() -> InMemorySpanExporter:
     """The one exporter, attached to every provider that exists now (call it after a stack starts)."""
     global _exporter
-    from common import telemetry
+    from runlocal import traces
 
     with _lock:
         if _exporter is None:
             _exporter = InMemorySpanExporter()
-        for provider in telemetry.providers():
+        for provider in traces.providers():
             if id(provider) not in _attached:
                 provider.add_span_processor(SimpleSpanProcessor(_exporter))
                 _attached.add(id(provider))

@@ -245,6 +245,7 @@ def child_converter(video: Path, warm_up: Path, spill_dir: Path) -> None:
         outcome = converter(Delivery(body=encode(message), redelivered=False), threading.Event())
         if outcome.action is not Action.ACK:
             raise SystemExit(f"the converter did not convert {job['filename']}: {outcome.reason}")
+        outcome.then()  # the tidying up the consumer does once the announcement is sent
 
     convert(job_for(warm_up))
     job = job_for(video)

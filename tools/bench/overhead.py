@@ -8,7 +8,7 @@ at the end: copied to a temp file first), each run uploads with curl and reads t
         message published and confirmed, delivered, the job marked converting, the video opened
         (and for moov-at-end copied to a temp file)
   out   ffmpeg ends -> the MP3 announced (end of `<mp3 queue> send`, the confirmed publish): the MP3 stored, the
-        job marked done, the video dropped, the announcement confirmed
+        job marked done, the announcement confirmed (the video and the temp copy are removed after it)
 
 The target is in + out <= 100 ms. Each part is split further by the spans inside it. upload->done is
 the `POST /upload` span's start to the announcement, interleaved with raw ffmpeg on the same file.
@@ -47,7 +47,7 @@ def split(trace, video_queue: str, mp3_queue: str) -> dict[str, float]:
         "in: job + publish + delivery": delivered - stored,
         "in: start + open/fetch": ffmpeg_start - delivered,
         "out: MP3 store": mp3_stored - ffmpeg_end,
-        "out: job done + video dropped": announced_start - mp3_stored,
+        "out: job done": announced_start - mp3_stored,
         "out: announcement": announced - announced_start,
         "ffmpeg": ffmpeg_end - ffmpeg_start,
         "whole": announced - trace.start("POST"),

@@ -21,6 +21,12 @@ def cpu_seconds() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
+def split_cpu_seconds() -> tuple[float, float]:
+    """CPU time of this process (all its threads), and that of the children it has waited for."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time(), children.ru_utime + children.ru_stime
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds the whole machine has spent busy (all cores, all processes, steal included)."""
     with open("/proc/stat") as stat:

@@ -38,6 +38,7 @@ class _Work:
     trace: telemetry.Consumption
     thread: threading.Thread | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
+    settled: threading.Event = field(default_factory=threading.Event)
 
 
 class Consumer:
@@ -54,6 +55,7 @@ class Consumer:
         for counter in (metrics.REDELIVERIES, metrics.DEAD_LETTERS):
             counter.labels(queue)  # a series from zero, so that rate() sees the first one
         self._work: _Work | None = None
+        self._tidying: threading.Thread | None = None  # the last settled work's thread, maybe still tidying
         self.consuming = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
@@ -101,6 +103,8 @@ class Consumer:
         finally:
             self.consuming.clear()
             self._abandon_work()
+            if self._tidying is not None:
+                self._tidying.join(timeout=self._grace)
             if connection.is_open:
                 with contextlib.suppress(AMQPError):
                     connection.close()
@@ -118,6 +122,8 @@ class Consumer:
             # If the connection is gone the broker hands the message to someone else.
             with contextlib.suppress(AMQPError):
                 connection.add_callback_threadsafe(functools.partial(trace.run, settle, outcome))
+            if outcome.then is not None:
+                self._once_settled(work, outcome.then)
 
         work.thread = threading.Thread(target=run, name=f"{self.queue}-work", daemon=True)
         self._work = work
@@ -140,6 +146,19 @@ class Consumer:
             channel.basic_nack(work.tag, requeue=True)
         work.trace.end(outcome.action.value, outcome.reason)
         self._work = None
+        work.settled.set()
+
+    def _once_settled(self, work: _Work, then) -> None:
+        """The outcome's tidying up, in the worker's thread once the connection's thread has settled the
+        delivery; never if the connection goes first (the message comes again)."""
+        while not work.settled.wait(POLL_SECONDS):
+            if work.cancel.is_set():
+                return
+        self._tidying = work.thread
+        try:
+            then()
+        except Exception:
+            log.exception("tidying up after a settled message failed", extra={"queue": self.queue})
 
     def _abandon_work(self) -> None:
         """The connection is closing: unsettled work will be redelivered, so stop doing it."""

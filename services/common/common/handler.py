@@ -1,7 +1,8 @@
 """The contract between a consumer and its handler: what a handler gets (a Delivery, and an event that
 asks it to give up early) and what it answers (an Outcome: ack with the next step's messages, reject
-into the dead-letter queue, or hand back). common.consumer carries out the Outcome; the services'
-handlers (converter.handler, notification.handler) only decide it.
+into the dead-letter queue, or hand back; and any tidying up that can wait until it is settled).
+common.consumer carries out the Outcome; the services' handlers (converter.handler,
+notification.handler) only decide it.
 """
 
 import json
@@ -23,10 +24,13 @@ class Outcome:
     # Messages to publish (queue, body) before the delivery is acked: the next step's work.
     publish: tuple[tuple[str, dict], ...] = field(default=())
     reason: str = ""
+    # Work that no one waits for, done once the delivery is settled (its messages sent): kept off the
+    # path to the user's result. If the worker dies first, the redelivery is the handler's to tidy up.
+    then: Callable[[], None] | None = field(default=None, compare=False)
 
     @classmethod
-    def ack(cls, *publish: tuple[str, dict]) -> "Outcome":
-        return cls(Action.ACK, publish)
+    def ack(cls, *publish: tuple[str, dict], then: Callable[[], None] | None = None) -> "Outcome":
+        return cls(Action.ACK, publish, then=then)
 
     @classmethod
     def reject(cls, reason: str) -> "Outcome":

@@ -14,11 +14,12 @@ The video reaches ffmpeg straight from GridFS through a pipe when its container 
 to back (converter.streamable), and through a temp file otherwise.
 
 Storage does not grow: unless KEEP_VIDEOS is true, the video is removed once its job is final (the
-MP3 stored and recorded, or the job failed).
+MP3 stored, recorded and announced, or the job failed).
 """
 
 import contextlib
 import logging
+import shutil
 import tempfile
 import threading
 import time
@@ -40,7 +41,7 @@ from converter.ffmpeg import Cancelled, ConversionFailed, convert
 
 log = logging.getLogger(__name__)
 
-COPY_CHUNK = 1024 * 1024
+COPY_CHUNK = 1024 * 1024  # the MP3's read size, as it is stored
 
 # Transient storage errors: a few tries with backoff, then the job fails with the reason.
 storage_retry = retry(
@@ -96,21 +97,33 @@ class Converter:
             if not self._jobs.set_progress(job_id, percent):
                 cancel.set()  # deleted (or settled elsewhere): stop ffmpeg now
 
-        with tempfile.TemporaryDirectory(prefix="converter-") as work, contextlib.ExitStack() as opened:
-            mp3 = Path(work) / "audio.mp3"
-            source = self._source(job["video_fid"], Path(work) / "video", cancel, opened)
-            result = convert(source, mp3, cancel=cancel, timeout=self._settings.convert_timeout_seconds,
-                             max_duration=self._settings.max_duration_seconds, on_progress=on_progress)
-            self._remove_leftovers(job_id)
-            mp3_fid = self._store(mp3, job)
-        if not self._jobs.finish(job_id, mp3_fid):  # deleted meanwhile, or another worker won: keep theirs
-            storage_retry(storage.delete_file)(self._mp3s, mp3_fid)
-            return self._settled(job_id)
+        work = Path(tempfile.mkdtemp(prefix="converter-"))
+        try:
+            with contextlib.ExitStack() as opened:
+                mp3 = work / "audio.mp3"
+                source = self._source(job["video_fid"], work / "video", cancel, opened)
+                result = convert(source, mp3, cancel=cancel, timeout=self._settings.convert_timeout_seconds,
+                                 max_duration=self._settings.max_duration_seconds, on_progress=on_progress)
+                self._remove_leftovers(job_id)
+                mp3_fid = self._store(mp3, job)
+            if not self._jobs.finish(job_id, mp3_fid):  # deleted meanwhile, or another worker won: keep theirs
+                storage_retry(storage.delete_file)(self._mp3s, mp3_fid)
+                _remove_folder(work)
+                return self._settled(job_id)
+        except BaseException:
+            _remove_folder(work)
+            raise
         metrics.CONVERSION_SECONDS.observe(time.monotonic() - started)
         log.info("converted", extra={"job_id": job_id, "mp3_fid": str(mp3_fid),
                                      "seconds": round(result.mp3_seconds, 2)})
+        # The video and the work folder (a temp copy of the video, maybe) go once the MP3 is announced:
+        # the user does not wait for their removal.
+        return Outcome.ack(self._announcement({**job, "mp3_fid": mp3_fid}),
+                           then=partial(self._tidy, job, work))
+
+    def _tidy(self, job: dict, work: Path) -> None:
+        _remove_folder(work)
         self._drop_video(job)
-        return Outcome.ack(self._announcement({**job, "mp3_fid": mp3_fid}))
 
     def _source(self, video_fid, target: Path, cancel: threading.Event, opened: contextlib.ExitStack):
         """What ffmpeg reads: the open GridFS file itself when it can be streamed, else a temp copy."""
@@ -135,7 +148,7 @@ class Converter:
     @telemetry.traced("GridFS fetch videos")
     def _fetch(self, video_fid, target: Path, cancel: threading.Event) -> None:
         with self._videos.open_download_stream(video_fid) as source, target.open("wb") as out:
-            while chunk := source.read(COPY_CHUNK):
+            while chunk := source.readchunk():  # a stored chunk as it came (read(n) copies it in pieces)
                 if cancel.is_set():
                     raise Cancelled("stopped while fetching the video")
                 out.write(chunk)
@@ -198,3 +211,7 @@ class Converter:
             "mp3_fid": str(job["mp3_fid"]),
             "owner": job["owner"],
         }
+
+
+def _remove_folder(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)

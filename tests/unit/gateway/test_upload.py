@@ -139,7 +139,10 @@ def test_a_chunked_upload_over_max_upload_mb_is_413_and_nothing_is_stored(client
 
 
 class ProbedBody(io.BytesIO):
-    """A request body that runs `probe` once, when the server has read half of it."""
+    """A request body that runs `probe` once, when the server has read half of it; like a socket, it
+    hands over at most what has arrived (PIECE bytes) at a time."""
+
+    PIECE = 64 * 1024
 
     def __init__(self, data: bytes, probe):
         super().__init__(data)
@@ -151,11 +154,11 @@ class ProbedBody(io.BytesIO):
 
     def read(self, size=-1):
         self._at()
-        return super().read(size)
+        return super().read(self.PIECE if size is None or size < 0 else min(size, self.PIECE))
 
     def readinto(self, buffer):
         self._at()
-        return super().readinto(buffer)
+        return super().readinto(memoryview(buffer)[:self.PIECE])
 
 
 def open_files_under(folder) -> list[str]:

@@ -8,7 +8,6 @@ finds itself over the limit undoes itself.
 """
 
 import contextlib
-import itertools
 import logging
 
 from flask import Blueprint, g, jsonify, request
@@ -49,17 +48,16 @@ def upload():
     max_mb = gw.settings.max_upload_mb
     try:
         part = FilePart(request.stream, request.content_type)
-        data = part.chunks()
-        head = _head(data)
+        head = part.head(SNIFF_BYTES)
     except NotOneFile:
         return _not_one_file()
     if not head:
         return error_response(400, "empty_file", "The file is empty.")
-    content_type = video_type(head[:SNIFF_BYTES])
+    content_type = video_type(head)
     if content_type is None:
         return error_response(415, "not_a_video", "Upload a video file (mp4, mkv, mov, webm, avi, ...).")
     filename = clean_filename(part.filename)
-    sized = _Limited(max_mb * MIB, itertools.chain([head], data))
+    sized = _Limited(max_mb * MIB, part.chunks(gw.videos.chunk_size))
     try:
         video_fid = gw.videos.upload_from_chunks(
             filename, sized, metadata={"owner": g.owner, "content_type": content_type}
@@ -96,16 +94,6 @@ def upload():
 def _not_one_file():
     return error_response(400, "one_file_expected",
                           "Send exactly one file, in the multipart field 'file', and no other field.")
-
-
-def _head(data) -> bytes:
-    """At least SNIFF_BYTES of the file (all of it when shorter)."""
-    head = b""
-    for chunk in data:
-        head += chunk
-        if len(head) >= SNIFF_BYTES:
-            break
-    return head
 
 
 class _Limited:
