@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.compose.engine import compose_command, engine_problem
+from compose_engine import compose_command, engine_problem
 
 PROBLEM = engine_problem()
 if PROBLEM:

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from tests.compose.stack import mp3_count, readiness, video, wait_ready, wait_status
+from compose_project import readiness, wait_ready
+from tests.compose.stack import mp3_count, video, wait_status
 from tests.containers import docker
 from tests.servers import Client
 

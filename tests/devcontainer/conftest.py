@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.compose.engine import compose_command
-from tests.compose.stack import copy_tree
+from compose_engine import compose_command
+from compose_project import copy_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI_VERSION = "0.89.0"

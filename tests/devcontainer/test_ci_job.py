@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.compose.engine import compose_command
-from tests.compose.stack import copy_tree
+from compose_engine import compose_command
+from compose_project import copy_tree
 from tests.devcontainer.conftest import ROOT, Devcontainer, host_user
 
 pytestmark = pytest.mark.timeout(5400)

@@ -137,16 +137,26 @@ def test_service_image(name):
     assert uid.isdigit() and int(uid) != 0, users[-1]
     assert keywords.index("USER") < keywords.index("ENTRYPOINT")
 
+    # The debugger (common.debugger): installed in `dev` alone, as root, from its lock (hashes checked),
+    # and the user is the service's again after it; never in `runtime`.
+    debugger = [("USER", "0"),
+                ("COPY", "common/requirements-debug.lock /opt/requirements/common/requirements-debug.lock"),
+                ("RUN", "pip install --no-cache-dir --require-hashes --no-deps "
+                        "-r /opt/requirements/common/requirements-debug.lock"),
+                ("USER", uid)]
+    assert by_stage["dev"][1:5] == debugger, by_stage["dev"]
+    assert not any("debug" in args for _k, args in [*base, *by_stage["runtime"]])
+
     # The code: owned by that user in `dev` (compose watch and Tilt sync into it as that user), by root in
     # `runtime` (the service cannot change it). Nothing else differs between the two.
-    for stage, owner in (("dev", uid), ("runtime", None)):
-        code = [args.split() for k, args in by_stage[stage] if k == "COPY"]
+    for stage, owner, steps_before in (("dev", uid, debugger), ("runtime", None, [])):
+        code = [args.split() for k, args in by_stage[stage][1 + len(steps_before):] if k == "COPY"]
         assert [words[-1] for words in code] == ["/app/common", f"/app/{name}"], stage
         assert [words[-2] for words in code] == ["common/common", f"{name}/{name}"], stage
         chowns = {next((w for w in words if w.startswith("--chown=")), None) for words in code}
         owners = {c.removeprefix("--chown=").split(":")[0] if c else None for c in chowns}
         assert owners == {owner}, f"{stage}: {chowns}"
-        assert [k for k, _ in by_stage[stage]] == ["FROM", "COPY", "COPY"], stage
+        assert [k for k, _ in by_stage[stage][1 + len(steps_before):]] == ["COPY", "COPY"], stage
 
     # Exec form (test_the_entrypoint_execs_python_m_the_service runs it), after the user.
     assert [k for k, _ in steps].count("ENTRYPOINT") == 1

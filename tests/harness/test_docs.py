@@ -11,7 +11,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
-TOP_LEVEL = {path.name for path in ROOT.iterdir() if path.name not in (".git", ".venv")}
+# What the repository holds at its top, as git sees it: not what a run left beside it (.venv, .bench ...).
+TOP_LEVEL = {name.split("/")[0] for name in subprocess.run(
+    ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True,
+    check=True).stdout.splitlines()}
 # Files the docs name that belong to other projects (an action's action.yml).
 OTHERS_FILES = {"action.yml"}
 LINK = re.compile(r"\]\(([^)\s]+)\)")

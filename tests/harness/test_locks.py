@@ -14,6 +14,7 @@ from tests.requirements import pins
 ROOT = Path(__file__).resolve().parents[2]
 LOCKS = {
     "requirements-dev.lock": "requirements-dev.txt",
+    "services/common/requirements-debug.lock": "requirements-debug.txt",
     **{f"services/{name}/requirements.lock": "requirements.txt"
        for name in ("auth", "gateway", "converter", "notification")},
 }

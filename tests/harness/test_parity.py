@@ -33,7 +33,7 @@ URL_PARTS = {
     "MONGODB_URI": {"MONGO_{S}_USER", "MONGO_{S}_PASSWORD"},
     "RABBITMQ_URL": {"RABBITMQ_{S}_USER", "RABBITMQ_{S}_PASSWORD"},
 }
-DEV_FILES = ("compose.yaml", "compose.dev.yaml")
+DEV_FILES = ("compose.yaml", "compose.override.yaml")
 
 
 @pytest.fixture(scope="module")

@@ -217,6 +217,24 @@ def test_port_forwards_for_the_gateway_and_rabbitmq_ui(tilt):
         assert port in {p["containerPort"] for p in container(workloads[name]).get("ports", [])}, name
 
 
+DEBUG_PORTS = {"gateway": 5678, "auth": 5679, "converter": 5680, "notification": 5681}
+
+
+def test_debug_option_makes_each_service_listen_for_a_debugger_on_its_forwarded_port(tilt, tilt_root):
+    """`tilt up -- --debug`: DEBUG and the service's own port (compose.override.yaml's), forwarded to
+    localhost; without it, neither."""
+    debugged = evaluate_tiltfile(tilt_root, args={"debug": True})
+    deployed = named(debugged.objects, "Deployment")
+    for name, port in DEBUG_PORTS.items():
+        env = {v["name"]: v.get("value") for v in container(deployed[name])["env"]}
+        assert env["DEBUG"] == "true" and env["DEBUG_PORT"] == str(port), name
+        forwards = {(f.local_port, f.container_port) for f in debugged.resource(name).port_forwards}
+        assert (port, port) in forwards, name
+        plain_env = {v["name"] for v in container(named(tilt.objects, "Deployment")[name])["env"]}
+        assert "DEBUG" not in plain_env, name
+        assert all(f.local_port != port for f in tilt.resource(name).port_forwards), name
+
+
 def test_resources_wait_for_their_backends_and_are_labelled(tilt):
     for name, deps in RESOURCE_DEPS.items():
         assert set(tilt.resource(name).resource_deps) == deps, name

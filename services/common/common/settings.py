@@ -113,7 +113,8 @@ class GatewaySettings(LoggingSettings, TelemetrySettings, MongoSettings, BrokerS
 
 class ConsumerSettings(LoggingSettings, TelemetrySettings, MongoSettings, BrokerSettings):
     heartbeat_file: str = "/tmp/heartbeat"
-    shutdown_grace_seconds: PositiveInt = 20
+    # 0: hand the message in hand back at once (compose.override.yaml: for the new code to take it).
+    shutdown_grace_seconds: Annotated[int, Field(ge=0)] = 20
     # Where the consumer serves /metrics (auth and gateway serve it on their own port).
     metrics_port: Port = 9464
 
@@ -137,6 +138,14 @@ class NotificationSettings(ConsumerSettings):
     smtp_password: SecretStr = SecretStr("")
     smtp_from: str = "converter@localhost"
     smtp_starttls: bool = False
+
+
+class DebuggerSettings(_FromEnv):
+    """Development only (common.debugger): read by each process at start, apart from its service's settings,
+    so that production containers, which never get these, are unchanged."""
+
+    debug: bool = False
+    debug_port: Port = 5678
 
 
 SERVICE_SETTINGS = {
