@@ -8,18 +8,37 @@ import pytest
 
 from common.broker import PublishError
 from runlocal import mongo
-from sample_media import sample_set
+from sample_media import cached_sample_set, default_cache
 
 ROOT = Path(__file__).resolve().parent.parent
+TESTS = ROOT / "tests"
+# Each folder of tests/ is a suite, and its tests carry the marker of that name (declared in
+# pyproject.toml): a folder and `-m` select the same tests. scripts/test runs the first two by default.
+SUITES = ("unit", "harness", "wheels", "integration", "faults", "contract", "clients", "standins", "compose",
+          "watch", "devcontainer", "pods")
 
 pytest_plugins = ["tests.servers", "tests.containers"]
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Before `-m` selects: each test gets the marker of its folder, and no other suite's."""
+    for item in items:
+        suite = item.path.relative_to(TESTS).parts[0]
+        if suite not in SUITES:
+            raise pytest.UsageError(f"{item.nodeid}: tests/{suite} is not a suite; add it to SUITES")
+        foreign = {mark.name for mark in item.iter_markers() if mark.name in SUITES} - {suite}
+        if foreign:
+            raise pytest.UsageError(f"{item.nodeid} is marked {sorted(foreign)}: its folder is its suite")
+        item.add_marker(suite)
+
+
 @pytest.fixture(scope="session")
-def samples(tmp_path_factory) -> dict[str, Path]:
+def samples() -> dict[str, Path]:
     """faststart.mp4, plain.mp4 (moov at the end), video.mkv, video.mov, video.webm, silent.mp4 (no audio),
-    truncated.mp4, text.mp4 (text named .mp4) and empty.mp4; 4 s each where they are videos."""
-    return sample_set(tmp_path_factory.mktemp("samples"))
+    truncated.mp4, text.mp4 (text named .mp4) and empty.mp4; 4 s each where they are videos. Read-only,
+    made once per ffmpeg version and kept between runs (sample_media.cached_sample_set)."""
+    return cached_sample_set(default_cache())
 
 
 @pytest.fixture

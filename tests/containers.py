@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import docker_engine as engine
-from tests.compose.engine import compose_command
+from compose_engine import compose_command
 
 ROOT = Path(__file__).resolve().parents[1]
 

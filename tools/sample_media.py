@@ -1,7 +1,12 @@
 """Test and benchmark videos, generated with the ffmpeg that imageio-ffmpeg ships."""
 
+import hashlib
+import inspect
+import os
+import shutil
 import struct
 import subprocess
+import tempfile
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -53,11 +58,43 @@ def sample_set(folder: Path, seconds: float = 4) -> dict[str, Path]:
     }
     long_one = make_video(folder / "long.mp4", seconds * 3)
     videos["truncated.mp4"] = truncate(long_one, folder / "truncated.mp4")
+    long_one.unlink()
     videos["text.mp4"] = folder / "text.mp4"
     videos["text.mp4"].write_text("this is not a video\n")
     videos["empty.mp4"] = folder / "empty.mp4"
     videos["empty.mp4"].write_bytes(b"")
     return videos
+
+
+def cache_key(seconds: float) -> str:
+    """What the samples depend on: the ffmpeg that makes them (its version line) and how they are made."""
+    version = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-version"], capture_output=True, check=True)
+    recipe = "".join(inspect.getsource(f) for f in (make_video, truncate, sample_set))
+    parts = [version.stdout.splitlines()[0], recipe.encode(), str(seconds).encode()]
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
+
+
+def cached_sample_set(cache: Path, seconds: float = 4) -> dict[str, Path]:
+    """sample_set, made once per ffmpeg version and kept under CACHE: generating them takes a quarter of a
+    minute of CPU, reading them back nothing. The files are read-only, so that no test changes what the
+    next run gets. Several processes may ask at once (pytest-xdist's workers): each makes its own copy
+    and the first to rename it into place wins."""
+    folder = cache / f"samples-{cache_key(seconds)}"
+    if not folder.is_dir():
+        cache.mkdir(parents=True, exist_ok=True)
+        fresh = Path(tempfile.mkdtemp(prefix=f"{folder.name}.", dir=cache))
+        for path in sample_set(fresh, seconds).values():
+            path.chmod(0o444)
+        try:
+            fresh.rename(folder)
+        except OSError:  # made meanwhile by another process
+            shutil.rmtree(fresh)
+    return {path.name: path for path in sorted(folder.iterdir())}
+
+
+def default_cache() -> Path:
+    """Where the cached samples go: $XDG_CACHE_HOME/mp3converter, else ~/.cache/mp3converter."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mp3converter"
 
 
 def module_posing_as_matroska(path: Path) -> Path:

@@ -11,7 +11,6 @@ import pytest
 from sample_media import make_video
 from tests.servers import ADMIN, ready_run_local, stack_environment
 
-pytestmark = pytest.mark.integration
 MAX_UPLOAD_MB = 48  # above the slow video (40 MB), which Ctrl-C interrupts while converting
 
 

@@ -12,7 +12,6 @@ from tests.clients.conftest import MAX_UPLOAD_MB
 from tests.clients.terminal import run_in_terminal
 from tests.servers import ROOT, free_port
 
-pytestmark = pytest.mark.integration
 MP3C = str(ROOT / "scripts/mp3c")
 
 

@@ -10,8 +10,6 @@ from gateway.api.page import CONTENT_SECURITY_POLICY
 from sample_media import audio_seconds
 from tests.clients.conftest import MAX_UPLOAD_MB
 
-pytestmark = pytest.mark.integration
-
 
 def log_in(page, email, password):
     page.get_by_label("Email").fill(email)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.compose.engine import compose_command
-from tests.compose.stack import compose_sees_only, read_env, write_stack_env
+from compose_engine import compose_command
+from compose_project import compose_sees_only, read_env, write_stack_env
 
 ROOT = Path(__file__).resolve().parents[2]
 

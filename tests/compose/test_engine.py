@@ -14,8 +14,6 @@ import pytest
 
 import docker_engine as engine
 
-pytestmark = pytest.mark.compose
-
 # The second engine's bridge: a small subnet that Docker's default address pools do not start with.
 SECOND_BRIDGE_ADDRESS = "172.31.254.1/24"
 
@@ -95,3 +93,24 @@ def test_the_command_line_says_what_it_did(second_engine):
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
     status = subprocess.run([*run, "status"], capture_output=True, text=True, timeout=60)
     assert status.returncode == 1
+
+
+def test_compose_is_chosen_for_the_user_who_runs_it(monkeypatch):
+    """Docker's compose plugin may be installed for root alone (~/.docker/cli-plugins): its `docker compose`
+    is not handed to another user, who gets a Compose binary instead."""
+    if os.geteuid() != 0:
+        pytest.skip("running a command as another user needs root")
+    from tests.compose import engine as compose_engine
+
+    bin_dir = Path(tempfile.mkdtemp(prefix="root-only-compose-"))  # readable by every user, unlike tmp_path
+    try:
+        bin_dir.chmod(0o755)
+        docker = bin_dir / "docker"
+        docker.write_text('#!/bin/sh\n[ "$(id -u)" = 0 ] && [ "$1 $2" = "compose version" ]\n')
+        docker.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+        monkeypatch.setattr(compose_engine, "compose_binary", lambda: (Path("/opt/compose/docker-compose"), ""))
+        assert compose_engine.compose_command() == "docker compose"
+        assert compose_engine.compose_command("nobody") == "/opt/compose/docker-compose"
+    finally:
+        shutil.rmtree(bin_dir)

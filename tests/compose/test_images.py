@@ -11,7 +11,7 @@ import pytest
 from standins import build as standins
 from tests.containers import docker
 
-pytestmark = [pytest.mark.compose, pytest.mark.timeout(900)]
+pytestmark = pytest.mark.timeout(900)
 
 APPS = ("auth", "gateway", "converter", "notification")
 

@@ -21,13 +21,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.compose.engine import compose_command, engine_problem
+from compose_engine import compose_command, engine_problem
 
 PROBLEM = engine_problem()
 if PROBLEM:
     pytest.skip(f"compose observe suite not run: {PROBLEM}. It needs a Docker engine.", allow_module_level=True)
 
-pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
+pytestmark = pytest.mark.timeout(1800)
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ("auth", "gateway", "converter", "notification")

@@ -1,12 +1,15 @@
-"""In the compose stack (compose.yaml alone, as `docker compose up` and `scripts/up --detach` run it), a
+"""In the compose stack (compose.yaml alone, as `docker compose -f compose.yaml up` and `scripts/up --detach` run
+it), a
 service cannot change its own code: the code belongs to root, the root filesystem is read-only, and only
 /tmp (a tmpfs) takes writes. Checked from inside each running container, as its own user."""
 
 import json
+import shlex
+import subprocess
 
 import pytest
 
-pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
+pytestmark = pytest.mark.timeout(1800)
 
 PROBE = """
 import errno, json, os, sys
@@ -32,3 +35,12 @@ def test_the_code_belongs_to_root_and_only_tmp_is_writable(service, docker_servi
     assert found["code"] in ("EROFS", "EACCES") and found["new file"] in ("EROFS", "EACCES"), found
     assert found["etc"] in ("EROFS", "EACCES"), found
     assert found["tmp"] == "yes", found
+
+
+def test_the_production_stack_has_no_watch_to_sync_code_into_it(docker_services, compose_prefix):
+    """`docker compose -f compose.yaml up` is this stack: compose.override.yaml, where live sync lives, is
+    left out, so a sync is refused outright (and would find the code read-only, above)."""
+    result = subprocess.run([*shlex.split(compose_prefix), "watch", "--no-up"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode != 0
+    assert "none of the selected services is configured for watch" in result.stderr, result.stderr

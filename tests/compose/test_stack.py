@@ -16,10 +16,11 @@ import imageio_ffmpeg
 import pytest
 import requests
 
-from tests.compose.stack import video, wait_ready
+from compose_project import wait_ready
+from tests.compose.stack import video
 from tests.servers import Client
 
-pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
+pytestmark = pytest.mark.timeout(1800)
 
 SERVICES = ("mysql", "mongodb", "rabbitmq", "auth", "gateway", "converter", "notification", "mailpit")
 VIDEO_SECONDS = 5.0
@@ -154,3 +155,13 @@ def test_mp3c_converts_through_the_stack(gateway, stack_env, short_video, tmp_pa
     assert decoded.returncode == 0, decoded.stderr
     hours, minutes, secs = re.findall(r"time=(\d+):(\d+):(\d+(?:\.\d+)?)", decoded.stderr)[-1]
     assert abs(int(hours) * 3600 + int(minutes) * 60 + float(secs) - VIDEO_SECONDS) < 0.5
+
+
+def test_scripts_smoke_passes_against_the_stack(gateway, stack_env_file):
+    """The README's last quick-start step, its account read from the stack's .env as a user's would be."""
+    result = subprocess.run([str(Path(__file__).resolve().parents[2] / "scripts/smoke"), gateway,
+                             "--env-file", str(stack_env_file)],
+                            capture_output=True, text=True, timeout=600,
+                            env={k: v for k, v in os.environ.items() if k not in ("ADMIN_EMAIL", "ADMIN_PASSWORD")})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "smoke: all passed" in result.stdout

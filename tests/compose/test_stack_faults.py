@@ -8,11 +8,12 @@ import time
 
 import pytest
 
-from tests.compose.stack import mp3_count, readiness, video, wait_ready, wait_status
+from compose_project import readiness, wait_ready
+from tests.compose.stack import mp3_count, video, wait_status
 from tests.containers import docker
 from tests.servers import Client
 
-pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
+pytestmark = pytest.mark.timeout(1800)
 
 LONG_SECONDS = 900  # a tiny picture and a long sound track: several seconds of conversion
 

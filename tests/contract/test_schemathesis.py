@@ -15,8 +15,6 @@ import pytest
 from sample_media import make_video
 from tests.servers import ADMIN, ready_run_local, stack_environment
 
-pytestmark = pytest.mark.contract
-
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 

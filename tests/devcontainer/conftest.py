@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.compose.engine import compose_command
-from tests.compose.stack import copy_tree
+from compose_engine import compose_command
+from compose_project import copy_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI_VERSION = "0.89.0"
@@ -118,7 +118,8 @@ def other_uid_host(devcontainer_cli, root_host):
     workspace = copy_tree(base / "mp3converter", repository=True)
     # Its own copies of the CLI and of compose: the tests' checkout may sit where this user cannot read.
     shutil.copytree(CLI_PREFIX, base / "cli", symlinks=True)
-    compose = shlex.split(compose_command())
+    # Compose as this user has it: root's own plugin (~/.docker/cli-plugins) is not this user's.
+    compose = shlex.split(compose_command(user))
     if compose != ["docker", "compose"]:
         compose = [str(shutil.copy2(compose[0], base / "docker-compose"))]
     subprocess.run(["chown", "-R", f"{user}:{user}", str(base)], check=True)

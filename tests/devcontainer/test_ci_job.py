@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.compose.engine import compose_command
-from tests.compose.stack import copy_tree
+from compose_engine import compose_command
+from compose_project import copy_tree
 from tests.devcontainer.conftest import ROOT, Devcontainer, host_user
 
-pytestmark = [pytest.mark.compose, pytest.mark.timeout(5400)]
+pytestmark = pytest.mark.timeout(5400)
 
 WORKFLOW = ROOT / ".github/workflows/ci.yml"
 # devcontainers/ci mounts these runner files into the container and names them in its environment.

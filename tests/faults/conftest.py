@@ -22,7 +22,6 @@ from runlocal.throwaway import environment, running_stack
 from sample_media import make_video
 from tests.servers import ADMIN, ROOT, Client, free_port, served_mongodb_uri, stack_environment
 
-pytestmark = pytest.mark.faults
 SERVICE_PATHS = [str(ROOT / "services" / name) for name in ("common", "gateway")]
 
 

@@ -19,8 +19,6 @@ from runlocal.throwaway import running_stack
 from sample_media import module_posing_as_matroska
 from tests.servers import ADMIN, Client, stack_environment
 
-pytestmark = pytest.mark.faults
-
 
 @pytest.fixture(scope="module")
 def env(servers, tmp_path_factory):

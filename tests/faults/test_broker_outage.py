@@ -12,8 +12,6 @@ from common import storage
 from runlocal import mongo
 from tests.faults.conftest import InProcessConverter, wait_until
 
-pytestmark = pytest.mark.faults
-
 
 def rabbitmqctl(*args):
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)

@@ -7,15 +7,11 @@ import tempfile
 import time
 from urllib.parse import urlparse
 
-import pytest
-
 from common import storage
 from common.jobs import Jobs
 from runlocal import mongo
 from tests.faults.conftest import InProcessConverter, TCPProxy, wait_until
 from tests.servers import queue_depth, ready_run_local
-
-pytestmark = pytest.mark.faults
 
 
 def mp3s_of(env, job_id) -> list:

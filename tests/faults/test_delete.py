@@ -5,14 +5,11 @@ import logging
 import tempfile
 
 import psutil
-import pytest
 
 from common.broker import dead_letter_queue
 from runlocal import mongo
 from tests.faults.conftest import InProcessConverter, wait_until
 from tests.servers import queue_depth
-
-pytestmark = pytest.mark.faults
 
 
 def stored(env) -> dict[str, int]:

@@ -13,8 +13,6 @@ from runlocal.throwaway import running_stack
 from tests.faults.conftest import gunicorn_gateway
 from tests.servers import ADMIN, Client, stack_environment
 
-pytestmark = pytest.mark.faults
-
 LIMIT = 2
 
 

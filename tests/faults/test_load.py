@@ -10,8 +10,6 @@ from runlocal.throwaway import running_stack
 from sample_media import make_video
 from tests.servers import ADMIN, Client
 
-pytestmark = pytest.mark.faults
-
 UPLOADS = 50
 CLIENTS = 8
 

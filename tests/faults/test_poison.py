@@ -4,7 +4,6 @@ converter goes on with the next message."""
 from urllib.parse import urlparse
 
 import pika
-import pytest
 
 from common import storage
 from common.broker import PERSISTENT, connection_parameters, dead_letter_queue, encode
@@ -12,8 +11,6 @@ from common.jobs import Jobs
 from runlocal import mongo
 from tests.faults.conftest import InProcessConverter, TCPProxy, wait_until
 from tests.servers import queue_depth
-
-pytestmark = pytest.mark.faults
 
 
 def publish_raw(env, body: bytes) -> None:

@@ -21,8 +21,6 @@ from runlocal.throwaway import drop
 from tests.faults.conftest import TCPProxy, stop_process, wait_until
 from tests.servers import free_port, served_mongodb_uri
 
-pytestmark = pytest.mark.faults
-
 ROOT = Path(__file__).resolve().parents[2]
 # Longer than the longest wait between two reconnection attempts: liveness must hold through it.
 OUTAGE_SECONDS = MAX_BACKOFF_SECONDS + 3

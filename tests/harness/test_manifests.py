@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 import ingress_cert
+from tests.harness import recipe
 from tests.harness.k8s_stack import (
     APP_SERVICES,
     BACKING_SERVICES,
@@ -431,9 +432,9 @@ def test_every_container_has_probes_resources_and_runs_unprivileged(stack):
 def test_app_pods_run_as_the_user_of_their_image(stack):
     """Tilt's live update writes into /app as the pod's user: it must be the image's owner of the code."""
     for name, deployment in named(stack, "Deployment").items():
-        dockerfile = (REPO_ROOT / f"services/{name}/Dockerfile").read_text()
+        dockerfile = recipe.for_service(name)
         user = re.findall(r"^USER\s+(\d+)(?::(\d+))?\s*$", dockerfile, re.MULTILINE)
-        assert user, f"services/{name}/Dockerfile: no numeric USER"
+        assert user, "services/Dockerfile: no numeric USER"
         uid, gid = user[-1]
         context = pod_spec(deployment)["securityContext"]
         assert str(context["runAsUser"]) == uid and str(context["runAsGroup"]) == (gid or uid), name

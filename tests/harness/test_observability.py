@@ -82,18 +82,21 @@ def test_prometheus_scrapes_every_service_where_it_serves_its_metrics(compose_mo
         assert int(served_on) == port, name
 
 
-def multiprocess_dir(name: str) -> str:
-    dockerfile = (REPO_ROOT / f"services/{name}/Dockerfile").read_text()
-    return re.search(r"^ENV PROMETHEUS_MULTIPROC_DIR=(\S+)$", dockerfile, re.MULTILINE).group(1)
-
-
 def test_gunicorns_metrics_folder_is_writable_and_in_memory_in_compose(compose_model):
-    """The containers' root filesystem is read-only: the folder the image names must be on their tmpfs."""
+    """The containers' root filesystem is read-only: the folder compose names must be on their tmpfs."""
     for name in ("auth", "gateway"):
         service = compose_model["services"][name]
         assert service["read_only"] is True
         mounts = [entry.split(":")[0] for entry in service["tmpfs"]]
-        assert any(multiprocess_dir(name).startswith(mount.rstrip("/") + "/") for mount in mounts), name
+        folder = service["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+        assert any(folder.startswith(mount.rstrip("/") + "/") for mount in mounts), name
+
+
+def test_the_consumers_count_in_memory(compose_model):
+    """prometheus_client turns multiprocess mode on when PROMETHEUS_MULTIPROC_DIR is there at all, even
+    empty; a consumer is one process and serves its own /metrics, so it must not have it."""
+    for name in ("converter", "notification"):
+        assert "PROMETHEUS_MULTIPROC_DIR" not in compose_model["services"][name]["environment"], name
 
 
 def test_grafana_is_provisioned_from_observability(compose_model):
@@ -210,7 +213,8 @@ def test_gunicorns_metrics_folder_is_writable_in_the_pods(with_component):
         assert container(deployment)["securityContext"]["readOnlyRootFilesystem"] is True
         mounts = {m["mountPath"]: m["name"] for m in container(deployment)["volumeMounts"]}
         volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
-        [mount] = [path for path in mounts if multiprocess_dir(name).startswith(path.rstrip("/") + "/")]
+        env = {variable["name"]: variable.get("value") for variable in container(deployment)["env"]}
+        [mount] = [path for path in mounts if env["PROMETHEUS_MULTIPROC_DIR"].startswith(path.rstrip("/") + "/")]
         assert "emptyDir" in volumes[mounts[mount]], name
 
 

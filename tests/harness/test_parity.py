@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import recipe
 from tests.harness.k8s_stack import (
     APP_SERVICES,
     BACKING_SERVICES,
@@ -32,7 +33,7 @@ URL_PARTS = {
     "MONGODB_URI": {"MONGO_{S}_USER", "MONGO_{S}_PASSWORD"},
     "RABBITMQ_URL": {"RABBITMQ_{S}_USER", "RABBITMQ_{S}_PASSWORD"},
 }
-DEV_FILES = ("compose.yaml", "compose.dev.yaml")
+DEV_FILES = ("compose.yaml", "compose.override.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +99,8 @@ def test_the_same_image_from_the_same_dockerfile_and_context(name, compose_apps,
     assert relative(str(context), repo_root) == "services"
     build_ = tilt.source_build(f"mp3converter/{name}")
     assert build_.context == relative(str(context), repo_root)
-    assert build_.dockerfile == relative(str(dockerfile), repo_root) == f"services/{name}/Dockerfile"
+    assert build_.dockerfile == relative(str(dockerfile), repo_root) == "services/Dockerfile"
+    assert build_.kwargs["build_args"] == service["build"]["args"] == recipe.build_args(name)
     build_ = tilt.build(f"mp3converter/{name}")
     assert service["image"] == container(named(k8s, "Deployment")[name])["image"] == build_.ref
     assert build_.ref == f"mp3converter/{name}", "qualified: an unqualified name would overwrite anyone's auth:latest"

@@ -25,6 +25,7 @@ DEFAULT_PATTERNS = {
     "dockerfile": [r"(^|/|\.)([Dd]ocker|[Cc]ontainer)file$", r"(^|/)([Dd]ocker|[Cc]ontainer)file[^/]*$"],
     "docker-compose": [r"(^|/)(?:docker-)?compose[^/]*\.ya?ml$"],
     "pip_requirements": [r"(^|/)[\w-]*requirements([-.]\w+)?\.(txt|pip)$"],
+    "pip-compile": [],
     "github-actions": [r"(^|/)(workflow-templates|\.(?:github|gitea|forgejo)/(?:workflows|actions))/.+\.ya?ml$"],
     "kubernetes": [],
 }
@@ -46,6 +47,7 @@ def files_with_pins() -> dict[str, list[Path]]:
         "dockerfile": [p for p in paths if p.name == "Dockerfile"],
         "docker-compose": [p for p in paths if re.fullmatch(r"(.*/)?compose[^/]*\.yaml", relative[p])],
         "pip_requirements": [p for p in paths if p.name.startswith("requirements") and p.suffix == ".txt"],
+        "pip-compile": [p for p in paths if p.name.startswith("requirements") and p.suffix == ".lock"],
         "github-actions": [p for p in paths if relative[p].startswith(".github/workflows/")],
         "kubernetes": [p for p in paths if relative[p].startswith("manifests/") and p.suffix == ".yaml"
                        and IMAGE.search(p.read_text())],

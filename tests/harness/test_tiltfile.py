@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import recipe
 from tests.harness.k8s_stack import APP_SERVICES, REPO_ROOT, build, container, named, stack_copy
 from tests.harness.tilt_stubs import RestartContainer, Run, Sync, TiltfileError, evaluate_tiltfile
 
@@ -42,14 +43,10 @@ def image(name: str) -> str:
     return f"mp3converter/{name}"
 
 
-def dockerfile(name: str) -> str:
-    return (REPO_ROOT / f"services/{name}/Dockerfile").read_text()
-
-
 def copy_destination(name: str, source: str) -> str:
-    """Where services/<name>/Dockerfile COPYs SOURCE (a path in the build context services/)."""
-    match = re.search(rf"^COPY\s+(?:--\S+\s+)*{re.escape(source)}\s+(\S+)\s*$", dockerfile(name), re.MULTILINE)
-    assert match, f"services/{name}/Dockerfile does not COPY {source}"
+    """Where services/Dockerfile, built for NAME, COPYs SOURCE (a path in the build context services/)."""
+    match = re.search(rf"^COPY\s+(?:--\S+\s+)*{re.escape(source)}\s+(\S+)\s*$", recipe.for_service(name), re.MULTILINE)
+    assert match, f"services/Dockerfile does not COPY {source} for {name}"
     return match.group(1)
 
 
@@ -57,15 +54,16 @@ def copy_destination(name: str, source: str) -> str:
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
-def test_each_service_is_built_from_its_dockerfile_with_context_services(tilt, name):
+def test_each_service_is_built_from_the_one_recipe_with_context_services(tilt, name):
     build_ = tilt.source_build(image(name))
     assert build_.context == "services"
-    assert build_.dockerfile == f"services/{name}/Dockerfile"
+    assert build_.dockerfile == "services/Dockerfile"
+    assert build_.kwargs["build_args"] == recipe.build_args(name)
     # Only what the image is made of triggers a build: the shared package and the service's own folder.
     assert sorted(build_.only) == sorted(["common", name])
     # The dev stage: its code belongs to the pods' user, who writes what live update syncs.
     assert build_.kwargs["target"] == "dev"
-    assert re.search(r"^FROM \S+ AS dev$", dockerfile(name), re.MULTILINE)
+    assert re.search(r"^FROM \S+ AS dev$", recipe.for_service(name), re.MULTILINE)
 
 
 def test_only_under_tilt_the_app_containers_can_write_their_code(tilt, tilt_root):
@@ -173,8 +171,9 @@ def test_every_service_process_restarts_after_a_live_update(tilt, name):
     assert wrapper == "/tilt-restart-wrapper" and watch.startswith("--watch_file=")
     restart_file = watch.removeprefix("--watch_file=")
     assert build_.live_update[-1] == Run(f"date > {restart_file}", [])
-    entrypoint = re.search(r"^ENTRYPOINT\s+(\[.*\])\s*$", dockerfile(name), re.MULTILINE).group(1)
-    assert command[-len(eval(entrypoint)):] == eval(entrypoint)  # noqa: S307 (a JSON list literal)
+    # The restarted command is the image's own, with only the user site of the pip step added.
+    own = recipe.command(name)
+    assert command[-len(own):] == own
     user_base = [arg for arg in command if arg.startswith("PYTHONUSERBASE=")]
     [pip] = [step for step in build_.live_update if isinstance(step, Run) and "pip install" in step.cmd]
     assert user_base and user_base[0] in pip.cmd and "--user" in pip.cmd
@@ -216,6 +215,24 @@ def test_port_forwards_for_the_gateway_and_rabbitmq_ui(tilt):
     workloads = tilt.workloads()
     for name, ((_, port),) in forwards.items():
         assert port in {p["containerPort"] for p in container(workloads[name]).get("ports", [])}, name
+
+
+DEBUG_PORTS = {"gateway": 5678, "auth": 5679, "converter": 5680, "notification": 5681}
+
+
+def test_debug_option_makes_each_service_listen_for_a_debugger_on_its_forwarded_port(tilt, tilt_root):
+    """`tilt up -- --debug`: DEBUG and the service's own port (compose.override.yaml's), forwarded to
+    localhost; without it, neither."""
+    debugged = evaluate_tiltfile(tilt_root, args={"debug": True})
+    deployed = named(debugged.objects, "Deployment")
+    for name, port in DEBUG_PORTS.items():
+        env = {v["name"]: v.get("value") for v in container(deployed[name])["env"]}
+        assert env["DEBUG"] == "true" and env["DEBUG_PORT"] == str(port), name
+        forwards = {(f.local_port, f.container_port) for f in debugged.resource(name).port_forwards}
+        assert (port, port) in forwards, name
+        plain_env = {v["name"] for v in container(named(tilt.objects, "Deployment")[name])["env"]}
+        assert "DEBUG" not in plain_env, name
+        assert all(f.local_port != port for f in tilt.resource(name).port_forwards), name
 
 
 def test_resources_wait_for_their_backends_and_are_labelled(tilt):
@@ -300,13 +317,13 @@ def test_a_typo_in_the_tiltfile_fails_the_evaluation(tilt_root, tmp_path, origin
 @pytest.mark.parametrize(
     ("snippet", "complaint"),
     [
-        ("docker_build('auth', 'services', dockerfile='services/auth/Dockerfile', "
+        ("docker_build('auth', 'services', dockerfile='services/Dockerfile', "
          "live_update=[run('true'), sync('services/auth/auth', '/app/auth')])", "in that order"),
-        ("docker_build('auth', 'services', dockerfile='services/auth/Dockerfile', only=['auth'], "
+        ("docker_build('auth', 'services', dockerfile='services/Dockerfile', only=['auth'], "
          "live_update=[sync('services/common/common', '/app/common')])", "not a child"),
-        ("docker_build('auth', 'services', dockerfile='services/auth/Dockerfile', "
+        ("docker_build('auth', 'services', dockerfile='services/Dockerfile', "
          "live_update=[sync('services/auth/auth', 'app/auth')])", "not absolute"),
-        ("docker_build('auth', 'services', dockerfile='services/auth/Dockerfile.nope')", "no Dockerfile"),
+        ("docker_build('auth', 'services', dockerfile='services/Dockerfile.nope')", "no Dockerfile"),
         ("k8s_yaml(kustomize('.'))\nk8s_resource('authx')", "no workload named"),
         ("k8s_yaml(kustomize('.'))\nk8s_resource('auth', objects=['gateway'])", "matches 5 objects"),
         ("k8s_yaml(kustomize('.'))\nk8s_resource('auth', resource_deps=['sql'])", "unknown 'sql'"),

@@ -117,7 +117,7 @@ def test_actionlint_and_shellcheck_do_fail_on_a_broken_workflow(tmp_path):
     """The check can fail: a wrong expression and an unquoted variable in a run step are both reported."""
     broken = tmp_path / ".github/workflows/ci.yml"
     broken.parent.mkdir(parents=True)
-    text = WORKFLOW.read_text().replace("${{ matrix.service }}/Dockerfile", "${{ matrix.servise }}/Dockerfile", 1)
+    text = WORKFLOW.read_text().replace("SERVICE=${{ matrix.service }}", "SERVICE=${{ matrix.servise }}", 1)
     text = text.replace('cut -d= -f2-)\n', 'cut -d= -f2-)\n          ls $EMAIL\n', 1)
     broken.write_text(text)
     result = subprocess.run([str(BIN / "actionlint"), "-shellcheck", str(BIN / "shellcheck"), "-no-color",
@@ -178,13 +178,15 @@ def test_the_jobs_the_project_needs(workflow):
 
 
 def test_the_readmes_kubernetes_commands_are_what_the_workflow_runs(workflow):
-    """The Tilt block (`tilt ci`, its non-interactive form, for `tilt up`), the no-Tilt block, and the
-    README's curl commands through the port-forwarded gateway."""
+    """The README's Kubernetes block (`tilt ci`, its non-interactive form, for `tilt up`), the no-Tilt
+    block of docs/kubernetes.md, and the README's curl commands through the port-forwarded gateway."""
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Kubernetes"):readme.index("## Benchmarks")]
-    curl = readme[readme.index("## Try it with curl"):readme.index("## The API")]
+    kubernetes = (ROOT / "docs/kubernetes.md").read_text()
+    section = readme[readme.index("**Kubernetes**"):readme.index("**Devcontainer**")]
+    without_tilt = kubernetes[kubernetes.index("## Without Tilt"):kubernetes.index("### Network policies")]
+    curl = readme[readme.index("## Try it with curl"):readme.index("## The other ways to run it")]
     wanted = []
-    for text in (section, curl):
+    for text in (section, without_tilt, curl):
         for block in re.findall(r"```sh\n(.*?)```", text, re.DOTALL):
             wanted += [re.sub(r"<(\w+)>", lambda m: "$" + m.group(1).upper(), line) for line in logical_lines(block)]
     ran = "\n".join(run_lines(workflow, "kubernetes"))

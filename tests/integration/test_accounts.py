@@ -17,8 +17,6 @@ from tests.integration.conftest import TOKEN_CACHE_SECONDS
 from tests.integration.test_flow import create_user
 from tests.servers import ROOT, Client
 
-pytestmark = pytest.mark.integration
-
 
 def run_script(env, name, *args, stdin=""):
     return subprocess.run([str(ROOT / "scripts" / name), *args], input=stdin, env={**os.environ, **env},

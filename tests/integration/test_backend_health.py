@@ -15,8 +15,6 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-pytestmark = pytest.mark.integration
-
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -33,8 +33,6 @@ from common.consumer import Consumer
 from common.handler import Outcome
 from common.queue_migration import declares
 
-pytestmark = pytest.mark.integration
-
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "init/rabbitmq-definitions.sh"
 CONF = ROOT / "init/rabbitmq.conf"

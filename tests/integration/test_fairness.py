@@ -15,8 +15,6 @@ from common.handler import Outcome
 from common.queue_migration import declares, holding_queue
 from gateway.fairness import priority
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def queue(servers):

@@ -13,8 +13,6 @@ from runlocal.mongo import connect
 from sample_media import audio_seconds
 from tests.servers import ADMIN, ROOT, Client, queue_depth
 
-pytestmark = pytest.mark.integration
-
 
 def create_user(env, email, password, *extra):
     return subprocess.run([str(ROOT / "scripts/create-user"), email, *extra], input=f"{password}\n",

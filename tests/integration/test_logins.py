@@ -24,8 +24,6 @@ from runlocal.database import prepare
 from runlocal.throwaway import environment
 from tests.unit.test_auth import locked
 
-pytestmark = pytest.mark.integration
-
 ALICE, ALICE_PASSWORD = "alice@example.com", "alice-password-1"
 PADDED = ALICE + "\u200b" * 250  # the address of the attack: Alice's, then 250 zero-width spaces
 MAX_FAILURES = 5

@@ -17,8 +17,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from common.broker import connection_parameters, dead_letter_queue
 from tests.servers import ADMIN, ROOT, Client, free_port, served_mongodb_uri
 
-pytestmark = pytest.mark.integration
-
 
 def scrape(url: str) -> dict[tuple, float]:
     """{(sample name, ((label, value), ...)): value} of a /metrics page."""
@@ -77,8 +75,9 @@ def test_the_counters_move_by_what_a_flow_did(stack, stack_env, admin, samples):
 
 @pytest.fixture
 def gunicorn_gateway(stack, stack_env, tmp_path):
-    """`python -m gateway` as the image runs it: gunicorn, two workers, PROMETHEUS_MULTIPROC_DIR set. It asks
-    the stack's auth; its queues are its own, so that the stack's converter leaves its messages alone."""
+    """`python -m gateway` as compose and the manifests run it: gunicorn, two workers, PROMETHEUS_MULTIPROC_DIR
+    set. It asks the stack's auth; its queues are its own, so that the stack's converter leaves its messages
+    alone."""
     port = free_port()
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()

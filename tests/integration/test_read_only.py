@@ -17,8 +17,6 @@ import requests
 
 from tests.servers import free_port, ready_run_local, served_mongodb_uri
 
-pytestmark = pytest.mark.integration
-
 ROOT = Path(__file__).resolve().parents[2]
 # The checkout (code and .venv) stays visible, read-only, even where it lives under /tmp: it is parked on
 # a bind mount in /dev/shm while the fresh tmpfs covers /tmp, then bound back to its own path.

@@ -28,8 +28,6 @@ from runlocal.throwaway import environment
 from tests.integration.test_flow import create_user
 from tests.servers import Client, free_port, ready_run_local
 
-pytestmark = pytest.mark.integration
-
 SERVICES = {"gateway", "auth", "converter", "notification"}
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.containers import unavailable
+from tests.harness import recipe
 from tests.harness.k8s_stack import build, read_env, stack_copy
 from tests.pods.podman import Stack, load_image, podman_problem
 from tests.pods.translate import plan
@@ -33,11 +34,6 @@ BACKENDS = ("mysql", "mongodb", "rabbitmq")
 # The order Tilt's resource_deps give (compose's depends_on): a backend before what needs it.
 START_ORDER = ("mysql", "mongodb", "rabbitmq", "auth", "gateway", "converter", "notification")
 
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if Path(item.fspath).parent == Path(__file__).parent and Path(item.fspath).name != "test_translate.py":
-            item.add_marker(pytest.mark.pods)
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +68,8 @@ def manifests(stack_root) -> list[dict]:
 def docker_build(name: str, target: str) -> str:
     tag = f"mp3converter-pods/{name}:{target}"
     result = subprocess.run(
-        ["docker", "build", "--quiet", "--target", target, "-f", f"services/{name}/Dockerfile", "-t", tag, "services"],
+        ["docker", "build", "--quiet", "--target", target, "-f", "services/Dockerfile",
+         *(f"--build-arg={key}={value}" for key, value in recipe.build_args(name).items()), "-t", tag, "services"],
         cwd=ROOT, capture_output=True, text=True, timeout=1800, check=False,
     )
     assert result.returncode == 0, f"docker build {tag}: {result.stderr}"

@@ -234,3 +234,15 @@ def test_values_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("VIDEO_QUEUE", "videos-here")
     settings = load(GatewaySettings)
     assert (settings.max_upload_mb, settings.video_queue, settings.mp3_queue) == (7, "videos-here", "mp3")
+
+
+@pytest.mark.parametrize("settings_class", [ConverterSettings, NotificationSettings])
+def test_a_consumer_may_hand_its_message_back_at_once_but_not_before_it_started(monkeypatch, settings_class):
+    """SHUTDOWN_GRACE_SECONDS=0 (compose.override.yaml: a consumer restarted for new code hands its message
+    back at once); below that, the variable is named."""
+    set_valid_env(monkeypatch)
+    monkeypatch.setenv("SHUTDOWN_GRACE_SECONDS", "0")
+    assert load(settings_class).shutdown_grace_seconds == 0
+    monkeypatch.setenv("SHUTDOWN_GRACE_SECONDS", "-1")
+    with pytest.raises(SystemExit, match="SHUTDOWN_GRACE_SECONDS"):
+        load(settings_class)

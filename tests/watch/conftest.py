@@ -1,6 +1,9 @@
-"""`docker compose -f compose.yaml -f compose.dev.yaml up --build --watch` on a throwaway copy of the tree,
-as `scripts/up` runs it: the tests edit files in the copy and watch the running stack follow. A project
-of its own, removed with its volumes."""
+"""`docker compose up --watch`, exactly as typed, in a throwaway copy of the tree: compose merges
+compose.override.yaml by itself. The tests edit files in the copy and watch the running stack follow. A
+project of its own (COMPOSE_PROJECT_NAME, not a flag), removed with its volumes.
+
+The stack runs with DEBUG=true (an environment variable, as a developer sets it): the same stack serves
+the debugger's tests (test_debugger.py), since starting one takes minutes on two cores."""
 
 import os
 import re
@@ -11,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.compose.engine import compose_command
-from tests.compose.stack import compose_sees_only, copy_tree, read_env, wait_ready, write_stack_env
+from compose_engine import compose_command
+from compose_project import compose_sees_only, copy_tree, free_port, read_env, wait_ready, write_stack_env
 from tests.containers import unavailable
 from tests.servers import Client
 
@@ -24,19 +27,23 @@ def tree(tmp_path_factory) -> Path:
     return copy_tree(tmp_path_factory.mktemp("watch") / "mp3converter")
 
 
+DEBUG_PORTS = ("GATEWAY_DEBUG_PORT", "AUTH_DEBUG_PORT", "CONVERTER_DEBUG_PORT", "NOTIFICATION_DEBUG_PORT")
+
+
 @pytest.fixture(scope="session")
 def watch_env(tree) -> dict:
-    # A consumer told to stop may finish its message within SHUTDOWN_GRACE_SECONDS; a short grace makes
-    # the restarted converter hand its message back, which is what the watch test is about.
-    return read_env(write_stack_env(tree / ".env", SHUTDOWN_GRACE_SECONDS="1"))
+    # .env as scripts/init-env writes it (compose.override.yaml makes a restarted consumer hand its message
+    # back at once, which is what the converter's test is about); the debuggers' host ports are free ones,
+    # as the gateway's is.
+    return read_env(write_stack_env(tree / ".env", **{name: str(free_port()) for name in DEBUG_PORTS}))
 
 
 @pytest.fixture(scope="session")
 def watch_compose(tree, watch_env, container_images):
-    """Run `docker compose SUBCOMMAND` on the watch project; returns its standard output."""
-    files = ["-f", str(tree / "compose.yaml"), "-f", str(tree / "compose.dev.yaml")]
-    prefix = [*compose_sees_only(watch_env), *shlex.split(compose_command()), *files,
-              "--project-directory", str(tree), "-p", f"mp3converter-watch-{os.getpid()}"]
+    """Run `docker compose SUBCOMMAND` on the watch project, in the tree, with no -f, --project-directory
+    or -p: what a developer types there. Returns its standard output."""
+    prefix = [*compose_sees_only(watch_env), f"COMPOSE_PROJECT_NAME=mp3converter-watch-{os.getpid()}",
+              "DEBUG=true", *shlex.split(compose_command())]
 
     def run(subcommand: str, timeout: float = 600) -> str:
         result = subprocess.run([*prefix, *shlex.split(subcommand)], capture_output=True, text=True,
@@ -53,7 +60,7 @@ def sync_user():
     """Docker engines before 28 (moby/moby#34143) look the container's user up in the host's passwd
     database when compose watch copies files in as that user, and fail without an entry
     ("getent unable to find entry"). On such a host the images' uid gets a system user of its own."""
-    uid = re.search(r"^USER (\d+)", (ROOT / "services/gateway/Dockerfile").read_text(), re.MULTILINE)[1]
+    uid = re.search(r"^USER (\d+)", (ROOT / "services/Dockerfile").read_text(), re.MULTILINE)[1]
     if subprocess.run(["getent", "passwd", uid], capture_output=True).returncode == 0:
         return uid
     version = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
@@ -71,10 +78,10 @@ def sync_user():
 
 @pytest.fixture(scope="session")
 def watching(tree, watch_env, watch_compose, sync_user, tmp_path_factory):
-    """The stack under `up --build --watch`, ready; its output in a log file (yields the gateway URL)."""
+    """The stack under `up --watch`, ready; its output in a log file (yields the gateway URL)."""
     log_path = tmp_path_factory.mktemp("watch-log") / "up.log"
     with log_path.open("w") as log:
-        up = subprocess.Popen([*watch_compose.prefix, "up", "--build", "--watch"], cwd=tree, stdout=log,
+        up = subprocess.Popen([*watch_compose.prefix, "up", "--watch"], cwd=tree, stdout=log,
                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{watch_env['GATEWAY_PORT']}"
     try:

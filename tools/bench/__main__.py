@@ -11,6 +11,8 @@
   9. capacity    20 users x three 3-minute phone clips, 1 and 2 converters: jobs/minute against raw ffmpeg
   10. ingest     the gateway's upload path (socket, multipart, GridFS) against a plain socket read of the body
   11. uploads    40 parallel 16 MiB uploads on one gateway process: peak memory, bounded against unbounded
+  12. edit-to-live from saving a file to the new code answering: compose watch (gateway, auth, the converter
+                 with a message in flight) and run-local --reload, split into sync, reload and start
 
 Each comparison is made side by side in the same run and reported as a ratio against its target.
 The table is printed; the figures are saved as .bench/results-<time>.json (and .bench/latest.json,
@@ -33,8 +35,9 @@ from pathlib import Path
 from bench.util import BENCH_DIR, Row, markdown_table, median, seconds, table
 
 BENCHMARKS = ("conversion", "pipeline", "memory", "throughput", "streams", "camera", "overhead", "fairness",
-              "capacity", "ingest", "uploads")
-NEEDS_SERVERS = ("pipeline", "throughput", "streams", "camera", "overhead", "fairness", "capacity", "uploads")
+              "capacity", "ingest", "uploads", "edit-to-live")
+NEEDS_SERVERS = ("pipeline", "throughput", "streams", "camera", "overhead", "fairness", "capacity", "uploads",
+                 "edit-to-live")
 NOISY_CORES = 0.15
 
 
@@ -127,7 +130,7 @@ def run_one(name: str, quick: bool) -> tuple[list[Row], dict]:
             reason = f"{' and '.join(missing)} not reachable (set MYSQL_* / RABBITMQ_URL)"
             return [Row(section=name, case="", comparison="skipped", value=reason, verdict="SKIP")], \
                 {"skipped": reason}
-    return import_module(f"bench.{name}").run(quick)
+    return import_module(f"bench.{name.replace('-', '_')}").run(quick)
 
 
 def main(argv=None) -> int:

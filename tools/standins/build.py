@@ -68,7 +68,7 @@ def wanted_images(root: Path = ROOT) -> list[str]:
     services = yaml.safe_load((root / "compose.yaml").read_text())["services"]
     images = [s["image"] for s in services.values() if "image" in s and "build" not in s]
     stages = set()
-    for dockerfile in sorted([*root.glob("services/*/Dockerfile"), root / ".devcontainer" / "Dockerfile"]):
+    for dockerfile in (root / "services" / "Dockerfile", root / ".devcontainer" / "Dockerfile"):
         for line in dockerfile.read_text().splitlines():
             match = re.match(r"\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", line, re.IGNORECASE)
             if match and match[1] not in stages and "$" not in match[1] and match[1] != "scratch":

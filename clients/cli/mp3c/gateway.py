@@ -93,6 +93,9 @@ class Gateway:
     def job(self, job_id: str) -> dict:
         return self._send("GET", f"/jobs/{job_id}", headers=self._headers()).json()
 
+    def delete(self, job_id: str) -> None:
+        self._send("DELETE", f"/jobs/{job_id}", headers=self._headers())
+
     def jobs(self) -> list[dict]:
         return self._send("GET", "/jobs", headers=self._headers()).json()["jobs"]
 

@@ -1,4 +1,4 @@
-"""RabbitMQ: the queue topology, a confirming publisher, and a consumer that survives the broker.
+"""RabbitMQ: the queue topology and a confirming publisher (the consumer is common.consumer).
 
 Topology, declared the same way by every service at start: each work queue is durable and
 dead-letters into `<queue>.dead` through the `dead-letter` exchange. Messages are persistent JSON

@@ -12,8 +12,11 @@ just as long, so a handful of either starves /healthz. Here each connection is a
   (a socket timeout), so a stalled upload or a reader that stopped reading frees its greenlet,
   while an upload that keeps moving streams for as long as it takes;
 - at most MAX_CONNECTIONS connections per worker process;
-- on SIGTERM, common.shutdown.requested is set, so that open event streams end at once (their
-  clients resume elsewhere with Last-Event-ID) rather than hold the shutdown for graceful_timeout.
+- on SIGTERM, and when the worker stops for a reload (DEV_RELOAD), common.shutdown.requested is set,
+  so that open event streams end at once (their clients resume elsewhere with Last-Event-ID) rather
+  than hold the shutdown for graceful_timeout, and kept-alive connections waiting for their next
+  request are closed, rather than hold it for HEADER_SECONDS: a browser tab left open would otherwise
+  delay every reload by that much.
 
 gevent patches the standard library when the worker starts, before the app is built: the app's
 modules (pymongo, pika, requests) must be imported by the app factory, not by the master, so that
@@ -27,9 +30,15 @@ HEADER_SECONDS = 10
 IDLE_SECONDS = 30
 MAX_CONNECTIONS = 1000
 
+def _stopping(worker) -> None:
+    worker.stopping()
+
+
 OPTIONS = {
     # The worker itself overrides gunicorn's internals, so it lives with the other patches, checked at start.
     "worker_class": "common.patches.StreamingWorker",
+    # Called when the worker stops for a reload (and on SIGINT, SIGQUIT).
+    "worker_int": _stopping,
     "worker_connections": MAX_CONNECTIONS,
     "keepalive": HEADER_SECONDS,
 }

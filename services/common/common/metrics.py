@@ -1,10 +1,11 @@
 """Metrics for Prometheus: GET /metrics on auth and gateway, and on METRICS_PORT for the consumers.
 
-Under gunicorn each worker is a process of its own, so each would count only what it served. The auth
-and gateway images therefore set PROMETHEUS_MULTIPROC_DIR (under /tmp: a tmpfs in compose, an emptyDir in
-Kubernetes): prometheus_client's multiprocess mode then keeps every worker's values in files there, and
-/metrics adds them up, whichever worker answers. The server empties the folder when it starts, and a
-worker that exits is marked dead (its live gauges go; what it counted stays in the totals).
+Under gunicorn each worker is a process of its own, so each would count only what it served. compose and
+the manifests therefore give auth and the gateway PROMETHEUS_MULTIPROC_DIR (common.settings'
+container_variables; under /tmp: a tmpfs in compose, an emptyDir in Kubernetes): prometheus_client's
+multiprocess mode then keeps every worker's values in files there, and /metrics adds them up, whichever
+worker answers. The server empties the folder when it starts, and a worker that exits is marked dead (its
+live gauges go; what it counted stays in the totals).
 
 Queue depths are read from the broker when Prometheus scrapes the gateway (a passive queue_declare: no
 management API), so they are exact at that moment and never cached in a worker; on a connection of

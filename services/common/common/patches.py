@@ -7,9 +7,13 @@ Where a public API can do the job it is used instead (GridFS uploads: common.sto
 through the collection API rather than resizing pymongo's private upload buffer).
 
 - StreamingWorker: gunicorn's gevent worker with per-connection socket timeouts, connections that end
-  when the worker stops, and the shutdown flag set on SIGTERM (common/http_worker.py says why). It
-  overrides methods gunicorn does not document as extension points.
+  when the worker stops (those between requests at once), and the shutdown flag set on SIGTERM and on a
+  reload (common/http_worker.py says why). It overrides methods gunicorn does not document as extension
+  points.
 """
+
+import socket
+from contextlib import suppress
 
 from gunicorn.workers import base, base_async
 from gunicorn.workers.base_async import AsyncWorker
@@ -24,19 +28,41 @@ class PatchOutdated(SystemExit):
 
 
 class StreamingWorker(GeventWorker):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._serving: dict[socket.socket, bool] = {}  # each open connection: is a request in progress?
+
     def handle(self, listener, client, addr):
         # GeventWorker.handle would make the socket blocking without a timeout.
         client.settimeout(IDLE_SECONDS)
-        AsyncWorker.handle(self, listener, client, addr)
+        self._serving[client] = False
+        try:
+            AsyncWorker.handle(self, listener, client, addr)
+        finally:
+            self._serving.pop(client, None)
 
     def handle_request(self, listener_name, req, sock, addr):
-        keep_alive = super().handle_request(listener_name, req, sock, addr)
+        self._serving[sock] = True
+        try:
+            keep_alive = super().handle_request(listener_name, req, sock, addr)
+        finally:
+            if sock in self._serving:
+                self._serving[sock] = False
         if not self.alive:  # stopping: no next request on this connection, so the worker exits now
             raise StopIteration
         return keep_alive
 
-    def handle_exit(self, sig, frame):
+    def stopping(self) -> None:
+        """Event streams end; connections between requests close (their reads end at once). On SIGTERM,
+        and from the worker_int hook (common.http_worker.OPTIONS) when a reload stops the worker."""
         shutdown.requested.set()
+        for connection, busy in list(self._serving.items()):
+            if not busy:
+                with suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_exit(self, sig, frame):
+        self.stopping()
         super().handle_exit(sig, frame)
 
 
@@ -64,6 +90,11 @@ def _streaming_worker_problems() -> list[str]:
         problems.append("AsyncWorker.handle no longer ends a connection on StopIteration")
     if "alive" not in base.Worker.handle_exit.__code__.co_names:
         problems.append("Worker.handle_exit no longer clears `alive`")
+    # A reload stops the worker through the worker_int hook, which closes its idle connections.
+    reloads = [code for code in base.Worker.init_process.__code__.co_consts
+               if getattr(code, "co_name", None) == "changed"]
+    if not reloads or "worker_int" not in reloads[0].co_names:
+        problems.append("a reload no longer calls the worker_int hook")
     return problems
 
 

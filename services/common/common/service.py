@@ -1,13 +1,14 @@
 """Start-up of a service process, both kinds side by side: serve_http (gunicorn, for auth and the gateway)
 and serve_consumer (a queue consumer, for the converter and notification); logging and signals for both."""
 
+import importlib
 import logging
 import os
 import signal
 import threading
 from dataclasses import dataclass
 
-from common import http_worker, logs, metrics, telemetry
+from common import debugger, http_worker, logs, metrics, telemetry
 from common.handler import Handler
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ def serve_consumer(settings_class, build) -> None:
 
     settings = load(settings_class)
     logs.configure(settings.log_level)
+    debugger.listen_if_requested()
     metrics.serve(settings.metrics_port)
     provider = telemetry.install(settings)
     service = build(settings)
@@ -55,7 +57,7 @@ def serve_consumer(settings_class, build) -> None:
 
 
 def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bool, log_level: str,
-               streaming: bool = False) -> None:
+               streaming: bool = False, warm: tuple[str, ...] = ()) -> None:
     """Run a WSGI app under gunicorn, configured from settings rather than a command line.
 
     An app that cannot be built stops the whole server at once, with a non-zero exit: see `load`.
@@ -64,7 +66,14 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
 
     With `reload` (DEV_RELOAD), gunicorn starts new workers when a file changes. They are forked from
     this process, so app_factory must import the service's code itself, in the worker: what this process
-    imported before the change (settings, logging, this module) is what a new worker would run."""
+    imported before the change (settings, logging, this module) is what a new worker would run. The
+    libraries named in `warm` (never the service's own code) are then imported here, once: each reloaded
+    worker inherits them and imports only the code that can have changed (docs/benchmarks.md, edit to
+    live). Under gevent (`streaming`) only libraries that open no connection may be named: the rest must
+    be imported after the worker has patched the standard library.
+
+    With DEBUG (common.debugger), one worker, which listens for the debugger once it is ready (after gevent
+    has patched it), and no worker timeout: a worker paused at a breakpoint is not killed."""
     from gunicorn.app.base import BaseApplication
     from gunicorn.errors import AppImportError
 
@@ -91,6 +100,9 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
             }
             if streaming:
                 options.update(http_worker.OPTIONS)
+            if debugging is not None:
+                options.update(workers=1, timeout=0,
+                               post_worker_init=lambda _worker: debugger.listen(debugging.debug_port))
             for key, value in options.items():
                 self.cfg.set(key, value)
 
@@ -108,7 +120,11 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
         from common import patches
 
         patches.check()
-    if workers > 1 and not os.environ.get(metrics.MULTIPROCESS_DIR):
+    if reload:
+        for library in warm:
+            importlib.import_module(library)
+    debugging = debugger.requested()
+    if workers > 1 and not os.environ.get(metrics.MULTIPROCESS_DIR) and debugging is None:
         log.warning("metrics will not add up: each of the %d workers counts alone; set %s to an empty folder "
-                    "(the images do)", workers, metrics.MULTIPROCESS_DIR)
+                    "(compose and the manifests do)", workers, metrics.MULTIPROCESS_DIR)
     Server().run()

@@ -113,7 +113,8 @@ class GatewaySettings(LoggingSettings, TelemetrySettings, MongoSettings, BrokerS
 
 class ConsumerSettings(LoggingSettings, TelemetrySettings, MongoSettings, BrokerSettings):
     heartbeat_file: str = "/tmp/heartbeat"
-    shutdown_grace_seconds: PositiveInt = 20
+    # 0: hand the message in hand back at once (compose.override.yaml: for the new code to take it).
+    shutdown_grace_seconds: Annotated[int, Field(ge=0)] = 20
     # Where the consumer serves /metrics (auth and gateway serve it on their own port).
     metrics_port: Port = 9464
 
@@ -139,6 +140,14 @@ class NotificationSettings(ConsumerSettings):
     smtp_starttls: bool = False
 
 
+class DebuggerSettings(_FromEnv):
+    """Development only (common.debugger): read by each process at start, apart from its service's settings,
+    so that production containers, which never get these, are unchanged."""
+
+    debug: bool = False
+    debug_port: Port = 5678
+
+
 SERVICE_SETTINGS = {
     "auth": AuthSettings,
     "gateway": GatewaySettings,
@@ -153,10 +162,16 @@ def service_of(settings: BaseSettings) -> str:
     return next(name for name, cls in SERVICE_SETTINGS.items() if type(settings) is cls)
 
 
-# Standard variables that name the container rather than configure the stack, so they are not in .env
-# (one value cannot name four services): compose and Kubernetes give each service's container its own.
+# Standard variables about the container rather than the stack, so they are not in .env (one value cannot
+# name four services): compose and Kubernetes give each service's container its own. auth and the gateway
+# run gunicorn's workers, which add up their metrics in PROMETHEUS_MULTIPROC_DIR (under the writable /tmp;
+# common.metrics). The consumers must not have it at all: prometheus_client takes even an empty value for
+# multiprocess mode.
 def container_variables(service: str) -> dict[str, str]:
-    return {"OTEL_SERVICE_NAME": service}
+    variables = {"OTEL_SERVICE_NAME": service}
+    if service in ("auth", "gateway"):
+        variables["PROMETHEUS_MULTIPROC_DIR"] = "/tmp/metrics"
+    return variables
 
 S = TypeVar("S", bound=BaseSettings)
 

@@ -34,11 +34,16 @@ def build(settings: GatewaySettings, *, db=None, publisher=None, auth=None, trac
     return create_app(settings, db=db, publisher=publisher, auth=auth, tracer_provider=tracer_provider)
 
 
+# With DEV_RELOAD, imported once rather than at each reload: libraries that open no connection, so that
+# gevent's patching, which comes later in the worker, still reaches every socket the app opens.
+WARM = ("flask", "jinja2", "yaml")
+
+
 def main() -> None:
     settings = load(GatewaySettings)
     serve_http(lambda: build(settings, tracer_provider=telemetry.install(settings)), port=settings.gateway_port,
                workers=settings.http_workers, threads=settings.http_threads, reload=settings.dev_reload,
-               log_level=settings.log_level, streaming=True)
+               log_level=settings.log_level, streaming=True, warm=WARM)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The gateway's Flask app: its dependencies, the routes of DESIGN.md's contract, and JSON errors."""
+"""The gateway's Flask app: its dependencies, the routes of the public contract (docs/api.md), and JSON errors."""
 
 import logging
 

@@ -10,6 +10,9 @@ from tests.unit.gateway_double import ALICE_TOKEN
 
 MIB = 1024 * 1024
 JOB_FIELDS = {"job_id", "status", "progress", "mp3_fid", "error", "filename", "created_at", "updated_at"}
+# A well-formed id that names nothing. Fixed, not ObjectId(): test ids must be the same in every process
+# that collects them (pytest-xdist's workers).
+UNKNOWN_ID = "65f0c0ffee0000000000beef"
 MP3_BYTES = b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 40  # not a real MP3: bytes are bytes
 
 

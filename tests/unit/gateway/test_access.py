@@ -12,14 +12,15 @@ from common.jobs import Jobs
 from gateway.auth_client import AuthClient
 from tests.unit.envfile import assert_json_error
 from tests.unit.gateway.calls import (
+    UNKNOWN_ID,
     bearer,
 )
 from tests.unit.gateway_double import (
     ALICE_TOKEN,
 )
 
-PROTECTED = [("post", "/upload"), ("get", "/jobs"), ("get", f"/jobs/{ObjectId()}"), ("delete", f"/jobs/{ObjectId()}"),
-             ("get", f"/download?fid={ObjectId()}")]
+PROTECTED = [("post", "/upload"), ("get", "/jobs"), ("get", f"/jobs/{UNKNOWN_ID}"), ("delete", f"/jobs/{UNKNOWN_ID}"),
+             ("get", f"/download?fid={UNKNOWN_ID}")]
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED)

@@ -3,7 +3,6 @@
 import io
 
 import pytest
-from bson import ObjectId
 from pymongo.errors import ServerSelectionTimeoutError
 
 import common.removal
@@ -14,6 +13,7 @@ from common.settings import ConverterSettings, load
 from converter.cleanup import Cleanup
 from tests.unit.envfile import assert_json_error
 from tests.unit.gateway.calls import (
+    UNKNOWN_ID,
     bearer,
     finished_job,
     job_list,
@@ -58,7 +58,7 @@ def test_delete_of_a_queued_job_removes_its_video(client, memory_db, video):
     assert stored_counts(memory_db) == dict.fromkeys(stored_counts(memory_db), 0)
 
 
-@pytest.mark.parametrize("job_id", ["other-users", str(ObjectId()), "nope", "..%2Fx", "%00"])
+@pytest.mark.parametrize("job_id", ["other-users", UNKNOWN_ID, "nope", "..%2Fx", "%00"])
 def test_delete_of_a_job_that_is_not_the_callers_is_404_and_deletes_nothing(client, memory_db, video, job_id):
     if job_id == "other-users":
         job_id, _mp3 = finished_job(client, memory_db, video, token=BOB_TOKEN)

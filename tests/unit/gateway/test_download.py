@@ -4,7 +4,6 @@ import io
 from urllib.parse import unquote
 
 import pytest
-from bson import ObjectId
 from werkzeug.http import parse_options_header
 
 from common import storage
@@ -12,6 +11,7 @@ from common.jobs import Jobs
 from tests.unit.envfile import assert_json_error
 from tests.unit.gateway.calls import (
     MP3_BYTES,
+    UNKNOWN_ID,
     bearer,
     download_name,
     finished_job,
@@ -40,7 +40,7 @@ def test_download_without_a_fid_is_400(client, query):
     assert_json_error(client.get(f"/download{query}", headers=bearer(ALICE_TOKEN)), 400)
 
 
-@pytest.mark.parametrize("fid", ["nope", "../x", "..%2F..%2Fetc%2Fpasswd", str(ObjectId()), "0" * 24, "{}"])
+@pytest.mark.parametrize("fid", ["nope", "../x", "..%2F..%2Fetc%2Fpasswd", UNKNOWN_ID, "0" * 24, "{}"])
 def test_download_of_a_malformed_or_unknown_fid_is_404(client, memory_db, video, fid):
     finished_job(client, memory_db, video)  # something to find, were the lookup sloppy
     assert_json_error(client.get(f"/download?fid={fid}", headers=bearer(ALICE_TOKEN)), 404)

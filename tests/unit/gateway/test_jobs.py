@@ -10,6 +10,7 @@ from common.jobs import Jobs
 from tests.unit.envfile import assert_json_error
 from tests.unit.gateway.calls import (
     JOB_FIELDS,
+    UNKNOWN_ID,
     bearer,
     finished_job,
     job_list,
@@ -63,7 +64,7 @@ def test_a_finished_job_shows_its_mp3(client, memory_db, video):
     assert (job["status"], job["progress"], job["mp3_fid"]) == ("done", 100, mp3_fid)
 
 
-@pytest.mark.parametrize("job_id", ["other-users", str(ObjectId()), "nope", "../x", "..%2Fx", "%00"])
+@pytest.mark.parametrize("job_id", ["other-users", UNKNOWN_ID, "nope", "../x", "..%2Fx", "%00"])
 def test_a_job_that_is_not_the_callers_is_404_json(client, video, job_id):
     if job_id == "other-users":
         job_id = upload(client, video, token=BOB_TOKEN).get_json()["job_id"]

@@ -1,1 +1,1 @@
-"""The gateway's routes, one module per part of the public contract (DESIGN.md)."""
+"""The gateway's routes, one module per part of the public contract (docs/api.md)."""
