@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -183,3 +184,16 @@ def ready_run_local(env: dict[str, str], *args, prefix=()):
             process.kill()
             process.wait()
         drop(env)
+
+
+@contextlib.contextmanager
+def consuming(consumer):
+    """CONSUMER's loop in a thread of its own for the with block; stopped and joined after it."""
+    stop = threading.Event()
+    thread = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(30)

@@ -32,6 +32,7 @@ from common.broker import (
 from common.consumer import Consumer
 from common.handler import Outcome
 from common.queue_migration import declares
+from tests.servers import consuming
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "init/rabbitmq-definitions.sh"
@@ -229,7 +230,6 @@ def test_the_converter_may_move_a_video_queue_from_before_priorities_over(broker
     Publisher(urls["gateway"], (video,), prioritised=(video,)).publish(video, {"job_id": "meanwhile"}, priority=5)
     got = []
     both = threading.Event()
-    stop = threading.Event()
 
     def convert(delivery, _cancel):
         got.append(json.loads(delivery.body)["job_id"])
@@ -238,13 +238,8 @@ def test_the_converter_may_move_a_video_queue_from_before_priorities_over(broker
         return Outcome.ack()
 
     converter = Consumer(url=urls["converter"], queue=video, queues=(video,), handler=convert, prioritised=True)
-    thread = threading.Thread(target=converter.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
+    with consuming(converter):
         assert both.wait(30), f"the converter got {got}"
-    finally:
-        stop.set()
-        thread.join(30)
     assert sorted(got) == ["from-before", "meanwhile"]
     assert declares(admin.connection, video, queue_arguments(video, prioritised=True))
     admin.connection.close()

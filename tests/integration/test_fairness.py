@@ -14,6 +14,7 @@ from common.consumer import Consumer
 from common.handler import Outcome
 from common.queue_migration import declares, holding_queue
 from gateway.fairness import priority
+from tests.servers import consuming
 
 
 @pytest.fixture
@@ -45,14 +46,8 @@ def consume_all(servers, queue: str, count: int, hand_back_first: bool = False) 
         return Outcome.ack()
 
     consumer = Consumer(url=servers["RABBITMQ_URL"], queue=queue, queues=(queue,), handler=handler, prioritised=True)
-    stop = threading.Event()
-    thread = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
+    with consuming(consumer):
         assert done.wait(30), f"only {seen} were delivered"
-    finally:
-        stop.set()
-        thread.join(30)
     return seen
 
 

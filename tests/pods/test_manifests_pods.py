@@ -11,7 +11,8 @@ import time
 import imageio_ffmpeg
 import pytest
 
-from tests.compose.stack import video, wait_ready, wait_status
+from compose_project import wait_ready
+from tests.compose.stack import video, wait_status
 from tests.pods.conftest import START_ORDER
 from tests.servers import Client
 

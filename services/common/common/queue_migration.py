@@ -74,24 +74,27 @@ def migrate(connection, queue: str, arguments: dict) -> None:
 def finish_interrupted(connection, queue: str) -> None:
     """Move back what a migration that died left in `<queue>.migrating`, if anything."""
     probe = connection.channel()
-    try:
-        probe.queue_declare(holding_queue(queue), passive=True)
-    except ChannelClosedByBroker as error:
-        if error.reply_code != NOT_FOUND:
-            raise
+    if not _exists(probe, holding_queue(queue)):
         return
     probe.close()
     with _locked(connection, queue):
         _move_back(connection, queue)
 
 
-def _move_back(connection, queue: str) -> None:
-    channel = _confirming(connection)
+def _exists(channel, queue: str) -> bool:
+    """Whether QUEUE exists (a passive declare: when it does not, the broker closes CHANNEL)."""
     try:
-        channel.queue_declare(holding_queue(queue), passive=True)
+        channel.queue_declare(queue, passive=True)
     except ChannelClosedByBroker as error:
         if error.reply_code != NOT_FOUND:
             raise
+        return False
+    return True
+
+
+def _move_back(connection, queue: str) -> None:
+    channel = _confirming(connection)
+    if not _exists(channel, holding_queue(queue)):
         return
     _move(channel, holding_queue(queue), queue)
     channel.queue_delete(holding_queue(queue), if_empty=True)
