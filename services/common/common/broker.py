@@ -105,16 +105,10 @@ class Publisher:
         self._probe = QueueProbe(url)
 
     def publish(self, queue: str, message: dict, priority: int | None = None) -> None:
-        with self._lock:
-            # A connection idle for long may have been dropped by the broker: one more try on a new one.
-            for fresh in (self._channel is None, True):
-                try:
-                    publish(self._open_channel(), queue, message, priority)
-                    return
-                except AMQPError as error:
-                    self._close()
-                    if fresh:
-                        raise PublishError(f"RabbitMQ did not take the message: {error!r}") from error
+        try:
+            self._on_channel(lambda channel: publish(channel, queue, message, priority))
+        except AMQPError as error:
+            raise PublishError(f"RabbitMQ did not take the message: {error!r}") from error
 
     def consumer_count(self, queue: str) -> int:
         return self.queue_counts(queue)[1]
@@ -124,17 +118,25 @@ class Publisher:
         return self._probe.counts(queue)
 
     def ping(self) -> None:
-        with self._lock:
-            try:
-                self._open_channel().connection.process_data_events(time_limit=0)
-            except AMQPError:
-                self._close()
-                raise
+        self._on_channel(lambda channel: channel.connection.process_data_events(time_limit=0))
 
     def close(self) -> None:
         with self._lock:
             self._close()
         self._probe.close()
+
+    def _on_channel(self, action) -> None:
+        """ACTION(channel) on the open channel. The connection is serviced only when used, so one idle for
+        two heartbeat intervals has been dropped by the broker: then one more try on a new one."""
+        with self._lock:
+            for fresh in (self._channel is None, True):
+                try:
+                    action(self._open_channel())
+                    return
+                except AMQPError:
+                    self._close()
+                    if fresh:
+                        raise
 
     def _open_channel(self) -> BlockingChannel:
         if self._channel is None or not self._channel.is_open:
