@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.dap import DAPClient, line_of
 
 UPLOAD_ROUTE = Path("gateway/api/upload.py")
-UPLOAD_LINE = "size = sized.total"
+UPLOAD_LINE = "metrics.upload_accepted(sized.total)"
 CONVERTER_HANDLER = Path("converter/handler.py")
 CONVERTER_LINE = 'log.info("converting'
 
@@ -67,7 +67,7 @@ def upload_stops_at_the_breakpoint(client, port: int, gateway_code: Path, mappin
     source = gateway_code / UPLOAD_ROUTE
     top, local, response = _stop_during(port, mappings, source, line_of(source, UPLOAD_LINE),
                                         lambda: client.upload(video, name="debugged.mp4"), waits=True)
-    assert top["name"] == "upload", top
+    assert top["name"] == "_receive", top  # the upload route's step that stores the file
     assert local["filename"] == "'debugged.mp4'", local
     assert response.status_code == 202, response.text
 
