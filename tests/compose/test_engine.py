@@ -100,7 +100,7 @@ def test_compose_is_chosen_for_the_user_who_runs_it(monkeypatch):
     is not handed to another user, who gets a Compose binary instead."""
     if os.geteuid() != 0:
         pytest.skip("running a command as another user needs root")
-    from tests.compose import engine as compose_engine
+    import compose_engine
 
     bin_dir = Path(tempfile.mkdtemp(prefix="root-only-compose-"))  # readable by every user, unlike tmp_path
     try:
