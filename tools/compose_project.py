@@ -2,6 +2,7 @@
 run one: a copy of the tree, a .env of its own with free host ports, compose seeing only that .env, and a
 wait until the gateway is ready."""
 
+import os
 import re
 import shutil
 import socket
@@ -79,3 +80,31 @@ def wait_ready(url: str, timeout: float = 300) -> None:
             return
         time.sleep(1)
     raise AssertionError(f"{url}/readyz not ready after {timeout} s: {status} {body}")
+
+
+class SyncUserMissing(Exception):
+    """Live sync cannot work here, and this process may not fix it (the text says what to do)."""
+
+
+def ensure_sync_user(root: Path) -> str:
+    """The images' uid, given a host user where the engine needs one for compose watch to sync.
+
+    Docker engines before 28 (moby/moby#34143) look the container's user up in the host's passwd
+    database when compose watch copies files in as that user, and fail without an entry ("getent unable
+    to find entry"). On such a host, as root, the uid gets a system user of its own (docs/compose.md)."""
+    uid = re.search(r"^USER (\d+)", (root / "services/Dockerfile").read_text(), re.MULTILINE)[1]
+    if subprocess.run(["getent", "passwd", uid], capture_output=True).returncode == 0:
+        return uid
+    version = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    if int(version.split(".")[0]) >= 28:
+        return uid
+    if os.geteuid() != 0:
+        raise SyncUserMissing(f"Docker {version} syncs only into a container whose uid {uid} has a host user; "
+                              "add one (docs/compose.md)")
+    if subprocess.run(["getent", "group", uid], capture_output=True).returncode != 0:
+        subprocess.run(["groupadd", "--system", "--gid", uid, "mp3converter-app"], check=True)
+    subprocess.run(["useradd", "--system", "--uid", uid, "--gid", uid, "--no-create-home", "--shell",
+                    "/usr/sbin/nologin", "mp3converter-app"], check=True)
+    return uid
+

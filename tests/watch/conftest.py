@@ -6,7 +6,6 @@ The stack runs with DEBUG=true (an environment variable, as a developer sets it)
 the debugger's tests (test_debugger.py), since starting one takes minutes on two cores."""
 
 import os
-import re
 import shlex
 import subprocess
 import time
@@ -15,7 +14,16 @@ from pathlib import Path
 import pytest
 
 from compose_engine import compose_command
-from compose_project import compose_sees_only, copy_tree, free_port, read_env, wait_ready, write_stack_env
+from compose_project import (
+    SyncUserMissing,
+    compose_sees_only,
+    copy_tree,
+    ensure_sync_user,
+    free_port,
+    read_env,
+    wait_ready,
+    write_stack_env,
+)
 from tests.containers import unavailable
 from tests.servers import Client
 
@@ -57,23 +65,10 @@ def watch_compose(tree, watch_env, container_images):
 
 @pytest.fixture(scope="session")
 def sync_user():
-    """Docker engines before 28 (moby/moby#34143) look the container's user up in the host's passwd
-    database when compose watch copies files in as that user, and fail without an entry
-    ("getent unable to find entry"). On such a host the images' uid gets a system user of its own."""
-    uid = re.search(r"^USER (\d+)", (ROOT / "services/Dockerfile").read_text(), re.MULTILINE)[1]
-    if subprocess.run(["getent", "passwd", uid], capture_output=True).returncode == 0:
-        return uid
-    version = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
-                             text=True, check=True).stdout.strip()
-    if int(version.split(".")[0]) >= 28:
-        return uid
-    if os.geteuid() != 0:
-        unavailable(f"Docker {version} syncs only into a container whose uid {uid} has a host user; add one")
-    if subprocess.run(["getent", "group", uid], capture_output=True).returncode != 0:
-        subprocess.run(["groupadd", "--system", "--gid", uid, "mp3converter-app"], check=True)
-    subprocess.run(["useradd", "--system", "--uid", uid, "--gid", uid, "--no-create-home", "--shell",
-                    "/usr/sbin/nologin", "mp3converter-app"], check=True)
-    return uid
+    try:
+        return ensure_sync_user(ROOT)
+    except SyncUserMissing as missing:
+        unavailable(str(missing))
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,16 @@ import requests
 
 from bench.util import Row, median, verdict
 from compose_engine import compose_command, compose_problem, engine_problem
-from compose_project import compose_sees_only, copy_tree, free_port, read_env, wait_ready, write_stack_env
+from compose_project import (
+    ROOT,
+    compose_sees_only,
+    copy_tree,
+    ensure_sync_user,
+    free_port,
+    read_env,
+    wait_ready,
+    write_stack_env,
+)
 from sample_media import make_video
 
 HTTP_TARGET = 2.0
@@ -112,6 +121,7 @@ class ComposeWatch:
         self.url = f"http://127.0.0.1:{self.env['GATEWAY_PORT']}"
 
     def __enter__(self):
+        ensure_sync_user(ROOT)
         self.process = subprocess.Popen([*self.prefix, "up", "--watch"], cwd=self.tree, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
         self.output = StampedLines(self.process)
