@@ -5,8 +5,12 @@ from common import telemetry
 from common.service import serve_http
 from common.settings import AuthSettings, load
 
-# What auth's code imports from elsewhere, and takes longest: with DEV_RELOAD, imported once, not at each reload.
-WARM = ("flask", "sqlalchemy", "pymysql", "jwt", "argon2", "opentelemetry.sdk.trace", "prometheus_client")
+# With DEV_RELOAD, imported once by the master rather than at each reload: every library auth's worker
+# imports (tests/integration/test_dev_reload.py holds the list complete).
+WARM = ("flask", "sqlalchemy", "sqlalchemy.dialects.mysql.pymysql", "sqlalchemy.dialects.sqlite", "pymysql", "jwt",
+        "argon2", "prometheus_client", "opentelemetry.sdk.trace",
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter", "opentelemetry.instrumentation.flask",
+        "opentelemetry.instrumentation.pymongo", "opentelemetry.instrumentation.requests")
 
 
 def build(settings: AuthSettings, *, store=None, tracer_provider=None):

@@ -69,8 +69,10 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
     imported before the change (settings, logging, this module) is what a new worker would run. The
     libraries named in `warm` (never the service's own code) are then imported here, once: each reloaded
     worker inherits them and imports only the code that can have changed (docs/benchmarks.md, edit to
-    live). Under gevent (`streaming`) only libraries that open no connection may be named: the rest must
-    be imported after the worker has patched the standard library.
+    live). Under gevent (`streaming`) this process first patches the standard library itself, as the
+    worker would, so that the libraries it imports for its workers (pymongo, pika, requests) open
+    cooperative sockets and locks. Without reload, the master imports none of them and only the worker
+    patches: production's master stays a plain process.
 
     With DEBUG (common.debugger), one worker, which listens for the debugger once it is ready (after gevent
     has patched it), and no worker timeout: a worker paused at a breakpoint is not killed."""
@@ -85,6 +87,7 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
                 "threads": threads,
                 "worker_class": "gthread",
                 "reload": reload,
+                "reload_engine": reload_engine,
                 "loglevel": log_level.lower(),
                 "accesslog": "-",
                 # Uploads can be large and slow; the gateway streams them to storage as they come.
@@ -117,10 +120,18 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
 
     logs.configure(log_level)
     if streaming:
+        from gevent import monkey
+
         from common import patches
 
         patches.check()
+    reload_engine = "auto"
     if reload:
+        from common import dev_reload
+
+        reload_engine = dev_reload.register()
+        if streaming:
+            monkey.patch_all()
         for library in warm:
             importlib.import_module(library)
     debugging = debugger.requested()

@@ -4,6 +4,8 @@
 Only settings are read here, in gunicorn's master. The app and everything it talks through (pymongo,
 pika, requests) are imported by `build`, which each worker runs after gevent has patched the
 standard library, so that their sockets and locks yield to other connections instead of blocking.
+With DEV_RELOAD the master patches itself first and imports those libraries (WARM) for its workers, so
+that a worker started for a change imports only the gateway's own code (common.service).
 """
 
 from common import telemetry
@@ -34,9 +36,12 @@ def build(settings: GatewaySettings, *, db=None, publisher=None, auth=None, trac
     return create_app(settings, db=db, publisher=publisher, auth=auth, tracer_provider=tracer_provider)
 
 
-# With DEV_RELOAD, imported once rather than at each reload: libraries that open no connection, so that
-# gevent's patching, which comes later in the worker, still reaches every socket the app opens.
-WARM = ("flask", "jinja2", "yaml")
+# With DEV_RELOAD, imported once by the master, after gevent has patched it, rather than at each reload:
+# every library the gateway's worker imports (tests/integration/test_dev_reload.py holds the list complete).
+WARM = ("flask", "jinja2", "yaml", "werkzeug", "pymongo", "gridfs", "bson", "pika", "requests", "limits",
+        "cachetools", "filetype", "flask_swagger_ui", "opentelemetry.sdk.trace",
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter", "opentelemetry.instrumentation.flask",
+        "opentelemetry.instrumentation.pymongo", "opentelemetry.instrumentation.requests")
 
 
 def main() -> None:
