@@ -7,14 +7,17 @@ Where a public API can do the job it is used instead (GridFS uploads: common.sto
 through the collection API rather than resizing pymongo's private upload buffer).
 
 - StreamingWorker: gunicorn's gevent worker with per-connection socket timeouts, connections that end
-  when the worker stops (those between requests at once), and the shutdown flag set on SIGTERM and on a
-  reload (common/http_worker.py says why). It overrides methods gunicorn does not document as extension
-  points.
+  when the worker stops (those between requests at once), the shutdown flag set on SIGTERM and on a
+  reload, and an exit as soon as no request is in progress (common/http_worker.py says why). It
+  overrides methods gunicorn does not document as extension points.
 """
 
 import socket
+import time
 from contextlib import suppress
 
+import gevent
+from greenlet import getcurrent
 from gunicorn.workers import base, base_async
 from gunicorn.workers.base_async import AsyncWorker
 from gunicorn.workers.ggevent import GeventWorker
@@ -31,6 +34,11 @@ class StreamingWorker(GeventWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._serving: dict[socket.socket, bool] = {}  # each open connection: is a request in progress?
+        self._main = None
+
+    def run(self):
+        self._main = getcurrent()
+        super().run()
 
     def handle(self, listener, client, addr):
         # GeventWorker.handle would make the socket blocking without a timeout.
@@ -53,13 +61,25 @@ class StreamingWorker(GeventWorker):
         return keep_alive
 
     def stopping(self) -> None:
-        """Event streams end; connections between requests close (their reads end at once). On SIGTERM,
-        and from the worker_int hook (common.http_worker.OPTIONS) when a reload stops the worker."""
+        """Event streams end; connections between requests close (their reads end at once); the worker
+        exits once no request is in progress. On SIGTERM, and from the worker_int hook
+        (common.http_worker.OPTIONS) when a reload stops the worker."""
         shutdown.requested.set()
         for connection, busy in list(self._serving.items()):
             if not busy:
                 with suppress(OSError):
                     connection.shutdown(socket.SHUT_RDWR)
+        gevent.spawn(self._exit_once_idle)
+
+    def _exit_once_idle(self) -> None:
+        # gevent's run() looks at `alive` once a second, and a reload's sys.exit ends only the reloader's
+        # thread: a second of every edit-to-live. SystemExit in the worker's main greenlet is how gunicorn
+        # ends it on SIGQUIT. Past graceful_timeout, run()'s own loop ends the requests left.
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        while any(self._serving.values()) and time.monotonic() < deadline:
+            gevent.sleep(0.05)
+        if self._main is not None and not any(self._serving.values()):
+            gevent.get_hub().loop.run_callback(self._main.throw, SystemExit(0))
 
     def handle_exit(self, sig, frame):
         self.stopping()
@@ -90,6 +110,9 @@ def _streaming_worker_problems() -> list[str]:
         problems.append("AsyncWorker.handle no longer ends a connection on StopIteration")
     if "alive" not in base.Worker.handle_exit.__code__.co_names:
         problems.append("Worker.handle_exit no longer clears `alive`")
+    # A worker stops at once with SystemExit raised where it runs (its quick shutdown does so).
+    if "exit" not in base.Worker.handle_quit.__code__.co_names:
+        problems.append("Worker.handle_quit no longer stops the worker with sys.exit")
     # A reload stops the worker through the worker_int hook, which closes its idle connections.
     reloads = [code for code in base.Worker.init_process.__code__.co_consts
                if getattr(code, "co_name", None) == "changed"]
