@@ -16,12 +16,14 @@ just as long, so a handful of either starves /healthz. Here each connection is a
   so that open event streams end at once (their clients resume elsewhere with Last-Event-ID) rather
   than hold the shutdown for graceful_timeout, and kept-alive connections waiting for their next
   request are closed, rather than hold it for HEADER_SECONDS: a browser tab left open would otherwise
-  delay every reload by that much.
+  delay every reload by that much. The worker then exits as soon as no request is in progress, not at
+  gevent's next once-a-second look.
 
 gevent patches the standard library when the worker starts, before the app is built: the app's
 modules (pymongo, pika, requests) must be imported by the app factory, not by the master, so that
-their sockets and locks are the cooperative ones (see gateway/__main__.py). CPU-bound work blocks a
-whole worker here, which is why auth, which hashes passwords, keeps gthread.
+their sockets and locks are the cooperative ones (see gateway/__main__.py); with DEV_RELOAD the master
+patches itself first and imports them for its workers (common.service). CPU-bound work blocks a whole
+worker here, which is why auth, which hashes passwords, keeps gthread.
 
 The worker class, which overrides gunicorn's internals to do this, is common.patches.StreamingWorker.
 """
