@@ -27,7 +27,7 @@ import yaml
 
 from compose_engine import compose_command
 from compose_project import copy_tree
-from tests.devcontainer.conftest import ROOT, Devcontainer, host_user
+from devcontainer_cli import ROOT, Devcontainer, host_user
 
 pytestmark = pytest.mark.timeout(5400)
 

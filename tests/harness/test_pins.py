@@ -40,7 +40,7 @@ def pinned_images() -> dict[str, list[str]]:
 def pinned_tools() -> list[str]:
     workflow = yaml.safe_load(WORKFLOW.read_text())
     tilt = workflow["jobs"]["kubernetes"]["env"]["TILT_VERSION"]
-    cli = re.search(r'^CLI_VERSION = "(.+)"$', (ROOT / "tests/devcontainer/conftest.py").read_text(), re.MULTILINE)
+    cli = re.search(r'^CLI_VERSION = "(.+)"$', (ROOT / "tools/devcontainer_cli.py").read_text(), re.MULTILINE)
     return [f"tilt {tilt}", f"@devcontainers/cli {cli[1]}"]
 
 

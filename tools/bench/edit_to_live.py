@@ -3,7 +3,9 @@
 - compose watch (`docker compose up --watch` in a copy of the tree, as typed): the gateway (its /healthz
   on the published port), auth (its /healthz, asked from inside its container), and the converter with
   a conversion in flight (the edited handler logs the next message it takes: the one it handed back);
-- run-local --reload (a copy of the tree on PYTHONPATH): the gateway's /healthz.
+- run-local --reload (a copy of the tree on PYTHONPATH): the gateway's /healthz;
+- the devcontainer (`devcontainer up` on a copy of the tree, by the pinned Dev Containers CLI): run-local
+  --reload inside it, its file edited from inside, where VS Code's editor writes it.
 
 Each repetition edits a copy, never this checkout, and times from the write to the first answer of the new
 code; the lines the stack prints meanwhile, stamped as they arrive, split that time into what dominates it:
@@ -13,9 +15,13 @@ imports, connections, first answer). Beside them, the import time of each servic
 interpreter. Targets: 2 s for the HTTP services, 5 s for a consumer.
 """
 
+import argparse
+import json
 import os
+import pwd
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,10 +44,12 @@ from compose_project import (
     wait_ready,
     write_stack_env,
 )
+from devcontainer_cli import CLI, Devcontainer, host_user, install_cli, owned_by
 from sample_media import make_video
 
 HTTP_TARGET = 2.0
 CONSUMER_TARGET = 5.0
+GATEWAY_HEALTH = Path("services/gateway/gateway/api/health.py")
 IMPORTS = {"gateway": "gateway.app", "auth": "auth.app", "converter": "converter.handler",
            "notification": "notification.handler"}
 
@@ -263,26 +271,90 @@ class RunLocal:
 
 
 def run_local_reload(run_local: RunLocal, repetitions: int) -> list[dict]:
-    tree, url = run_local.tree, run_local.url
     process = run_local.start("--reload")
-    output = StampedLines(process)
-    runs = []
     try:
-        output.first(r"^Ready\. Gateway", 0, 180)
-        for index in range(1, repetitions + 1):
-            marker = str(index)
-            saved = edit(tree / "services/gateway/gateway/api/health.py", 'jsonify(status="ok"',
-                         f'jsonify(status="ok", edited={marker}')
-            live = until(healthz_says(url, marker))
-            noticed = output.first(r"^Changed: ", saved)
-            stopped = last_before(output, r'"consumer stopped"', noticed, live)
-            runs.append({"whole": live - saved, "notice": noticed - saved, "stop": stopped - noticed,
-                         "start": live - stopped})
-            time.sleep(1)
+        return reload_runs(process, run_local.tree / GATEWAY_HEALTH, run_local.url, repetitions)
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+def reload_runs(process: subprocess.Popen, source: Path, url: str, repetitions: int) -> list[dict]:
+    """run-local --reload, started as `process` (its output piped): the gateway's `source` edited, split by
+    what run-local prints."""
+    output = StampedLines(process)
+    output.first(r"^Ready\. Gateway", 0, 180)
+    runs = []
+    for index in range(1, repetitions + 1):
+        marker = str(index)
+        saved = edit(source, 'jsonify(status="ok"', f'jsonify(status="ok", edited={marker}')
+        live = until(healthz_says(url, marker))
+        noticed = output.first(r"^Changed: ", saved)
+        stopped = last_before(output, r'"consumer stopped"', noticed, live)
+        runs.append({"whole": live - saved, "notice": noticed - saved, "stop": stopped - noticed,
+                     "start": live - stopped})
+        time.sleep(1)
     return runs
+
+
+# ---------------------------------------------------------------- the devcontainer
+
+
+class InDevcontainer:
+    """The devcontainer up on a copy of the tree, as VS Code's "Reopen in Container" makes it for the user
+    running this; removed afterwards. Root gets the devcontainer suite's non-root host user instead (the
+    container's user could edit none of root's files, nor read its .env)."""
+
+    def __init__(self, workdir: Path):
+        install_cli()
+        project = f"mp3converter-bench-dev-{os.getpid()}"
+        if os.geteuid() == 0:
+            user = host_user()
+            self.base = Path(pwd.getpwnam(user).pw_dir) / f"edit-to-live-{os.getpid()}"
+            self.container = owned_by(user, self.base, project)
+        else:
+            self.base = workdir / "devcontainer"
+            tree = copy_tree(self.base / "mp3converter", repository=True)
+            self.container = Devcontainer(CLI, shlex.split(compose_command()), tree, project)
+
+    def __enter__(self):
+        try:
+            self.container.up()
+        except BaseException:
+            self.container.down()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.container.down()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def reload(self, repetitions: int) -> list[dict]:
+        """This module's --inside-devcontainer, run in the container: its runs."""
+        result = self.container.exec("bash", "-c", "cd /workspaces/mp3converter && PYTHONPATH=tools "
+                                     f"$MP3CONVERTER_VENV/bin/python -m bench.edit_to_live --inside-devcontainer "
+                                     f"{repetitions}", timeout=900)
+        if result.returncode != 0:
+            raise RuntimeError(f"inside the devcontainer: {(result.stdout + result.stderr)[-2000:]}")
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def inside_devcontainer(repetitions: int) -> None:
+    """scripts/run-local --reload in this checkout, the gateway's file edited here; the runs as JSON."""
+    process = subprocess.Popen(["scripts/run-local", "--reload"], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        runs = reload_runs(process, ROOT / GATEWAY_HEALTH, f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '8080')}",
+                           repetitions)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    print(json.dumps(runs))
+
+
+def devcontainer_reload(workdir: Path, repetitions: int) -> list[dict]:
+    with InDevcontainer(workdir) as devcontainer:
+        return devcontainer.reload(repetitions)
 
 
 def last_before(output: StampedLines, pattern: str, after: float, before: float) -> float:
@@ -362,7 +434,16 @@ def run(quick: bool) -> tuple[list[Row], dict]:
                              lambda name=service: stack.http(name, repetitions))
                 measured(rows, data, "converter", "converter, a message in flight (compose watch)", CONSUMER_TARGET,
                          lambda: stack.consumer(repetitions, workdir))
+            measured(rows, data, "devcontainer", "gateway (devcontainer, run-local --reload)", HTTP_TARGET,
+                     lambda: devcontainer_reload(workdir, repetitions))
     data["imports"] = {name: import_seconds(module, repetitions + 2) for name, module in IMPORTS.items()}
     rows.append(Row(section="edit-to-live", case="import time", comparison="a fresh interpreter imports",
                     value="  ".join(f"{name} {seconds:.2f} s" for name, seconds in data["imports"].items())))
     return rows, data
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="One part of scripts/bench's edit-to-live, run where it is measured.")
+    parser.add_argument("--inside-devcontainer", type=int, metavar="REPETITIONS", required=True,
+                        help="run-local --reload in this checkout, inside the devcontainer")
+    inside_devcontainer(parser.parse_args().inside_devcontainer)
