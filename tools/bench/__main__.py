@@ -12,7 +12,8 @@
   10. ingest     the gateway's upload path (socket, multipart, GridFS) against a plain socket read of the body
   11. uploads    40 parallel 16 MiB uploads on one gateway process: peak memory, bounded against unbounded
   12. edit-to-live from saving a file to the new code answering: compose watch (gateway, auth, the converter
-                 with a message in flight) and run-local --reload, split into sync, reload and start
+                 with a message in flight), run-local --reload and the devcontainer, split into sync, reload and
+                 start
 
 Each comparison is made side by side in the same run and reported as a ratio against its target.
 The table is printed; the figures are saved as .bench/results-<time>.json (and .bench/latest.json,
