@@ -50,6 +50,20 @@ def served_mongodb_uri() -> str:
     return _mongod[0]
 
 
+def wait_answering(url: str, process: subprocess.Popen, output: Path | None = None, timeout: float = 60) -> None:
+    """Until `url`/healthz answers 200 (refused, or no worker booted yet: asked again); fails with the end
+    of the process's `output` when it exits or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            time.sleep(0.2)
+    told = output.read_text()[-3000:] if output else ""
+    pytest.fail(f"{url} did not answer /healthz ({'exited' if process.poll() is not None else 'timed out'}): {told}")
+
+
 def _accepts(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.servers import free_port, served_mongodb_uri
+from tests.servers import free_port, served_mongodb_uri, wait_answering
 
 ROOT = Path(__file__).resolve().parents[2]
 HEALTH = {"gateway": "gateway/gateway/api/health.py", "auth": "auth/auth/app.py"}
@@ -58,15 +58,7 @@ def service_under_reload(request, stack, stack_env, tmp_path):
                                    stdout=subprocess.DEVNULL, stderr=sink)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
-        else:
-            pytest.fail(f"{service} did not start: {errors.read_text()[-3000:]}")
+        wait_answering(url, process, errors)
         yield code / HEALTH[service], url, errors
     finally:
         process.terminate()

@@ -15,7 +15,7 @@ from pika.exceptions import ChannelClosedByBroker
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.broker import connection_parameters, dead_letter_queue
-from tests.servers import ADMIN, ROOT, Client, free_port, served_mongodb_uri
+from tests.servers import ADMIN, ROOT, Client, free_port, served_mongodb_uri, wait_answering
 
 
 def scrape(url: str) -> dict[tuple, float]:
@@ -90,15 +90,7 @@ def gunicorn_gateway(stack, stack_env, tmp_path):
                                stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:  # refused, or no worker has booted yet to answer
-                time.sleep(0.2)
-        else:
-            pytest.fail("gunicorn did not start")
+        wait_answering(url, process)
         yield url, metrics_dir
     finally:
         process.terminate()

@@ -9,13 +9,11 @@ started read-only by the users' CI (.github/workflows/ci.yml, on arm64 too).
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import requests
 
-from tests.servers import free_port, ready_run_local, served_mongodb_uri
+from tests.servers import free_port, ready_run_local, served_mongodb_uri, wait_answering
 
 ROOT = Path(__file__).resolve().parents[2]
 # The checkout (code and .venv) stays visible, read-only, even where it lives under /tmp: it is parked on
@@ -74,16 +72,7 @@ def test_gunicorn_serves_with_nothing_writable_but_tmp_and_says_nothing_about_it
         process = subprocess.Popen([*read_only_root, sys.executable, "-m", "gateway"], env=env, stdout=out,
                                    stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"the gateway never answered:\n{log.read_text()}")
+        wait_answering(f"http://127.0.0.1:{port}", process, log)
     finally:
         process.terminate()
         process.wait(30)
