@@ -27,6 +27,9 @@ from runlocal.database import prepare
 log = logging.getLogger(__name__)
 
 
+SHUTDOWN_POLL_SECONDS = 0.05
+
+
 @dataclass
 class Stack:
     gateway_url: str
@@ -61,7 +64,10 @@ class Stack:
 
 def _serve(app, port: int, name: str, threads: list):
     server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    # shutdown() waits for serve_forever's next look at its flag: every SHUTDOWN_POLL_SECONDS rather than
+    # socketserver's 0.5 s, which each restart of --reload waited once per server.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS}, name=name,
+                              daemon=True)
     thread.start()
     threads.append(thread)
     return server
