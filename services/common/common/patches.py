@@ -17,7 +17,6 @@ import time
 from contextlib import suppress
 
 import gevent
-from greenlet import getcurrent
 from gunicorn.workers import base, base_async
 from gunicorn.workers.base_async import AsyncWorker
 from gunicorn.workers.ggevent import GeventWorker
@@ -34,11 +33,6 @@ class StreamingWorker(GeventWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._serving: dict[socket.socket, bool] = {}  # each open connection: is a request in progress?
-        self._main = None
-
-    def run(self):
-        self._main = getcurrent()
-        super().run()
 
     def handle(self, listener, client, addr):
         # GeventWorker.handle would make the socket blocking without a timeout.
@@ -73,13 +67,16 @@ class StreamingWorker(GeventWorker):
 
     def _exit_once_idle(self) -> None:
         # gevent's run() looks at `alive` once a second, and a reload's sys.exit ends only the reloader's
-        # thread: a second of every edit-to-live. SystemExit in the worker's main greenlet is how gunicorn
-        # ends it on SIGQUIT. Past graceful_timeout, run()'s own loop ends the requests left.
+        # thread: a second of every edit-to-live. SystemExit in the worker's main greenlet (the hub's
+        # parent, where gevent itself sends a greenlet's SystemExit) is how gunicorn ends it on SIGQUIT.
+        # Past graceful_timeout, run()'s own loop ends the requests left.
         deadline = time.monotonic() + self.cfg.graceful_timeout
-        while any(self._serving.values()) and time.monotonic() < deadline:
+        while any(self._serving.values()):
+            if time.monotonic() >= deadline:
+                return
             gevent.sleep(0.05)
-        if self._main is not None and not any(self._serving.values()):
-            gevent.get_hub().loop.run_callback(self._main.throw, SystemExit(0))
+        hub = gevent.get_hub()
+        hub.loop.run_callback(hub.parent.throw, SystemExit(0))
 
     def handle_exit(self, sig, frame):
         self.stopping()

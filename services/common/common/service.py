@@ -120,8 +120,6 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
 
     logs.configure(log_level)
     if streaming:
-        from gevent import monkey
-
         from common import patches
 
         patches.check()
@@ -131,6 +129,8 @@ def serve_http(app_factory, *, port: int, workers: int, threads: int, reload: bo
 
         reload_engine = dev_reload.register()
         if streaming:
+            from gevent import monkey
+
             monkey.patch_all()
         for library in warm:
             importlib.import_module(library)
