@@ -107,4 +107,3 @@ def ensure_sync_user(root: Path) -> str:
     subprocess.run(["useradd", "--system", "--uid", uid, "--gid", uid, "--no-create-home", "--shell",
                     "/usr/sbin/nologin", "mp3converter-app"], check=True)
     return uid
-

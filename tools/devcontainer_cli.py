@@ -11,9 +11,8 @@ import subprocess
 from pathlib import Path
 
 from compose_engine import compose_command
-from compose_project import copy_tree
+from compose_project import ROOT, copy_tree
 
-ROOT = Path(__file__).resolve().parents[1]
 CLI_VERSION = "0.89.0"
 CLI_PREFIX = ROOT / ".cache" / "devcontainers-cli"
 CLI = CLI_PREFIX / "node_modules" / ".bin" / "devcontainer"
@@ -64,8 +63,6 @@ class Devcontainer:
         subprocess.run([*self.compose, *files, "-p", self.project, "--project-directory", str(self.workspace),
                         "down", "--volumes", "--remove-orphans", "--timeout", "10"],
                        capture_output=True, timeout=300, cwd=self.workspace)
-
-
 
 
 class CliMissing(Exception):
